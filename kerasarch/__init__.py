@@ -1,0 +1,30 @@
+"""kerasarch: the classic CNN architectures as clear Keras 3 Functional-API models.
+
+Every architecture is one function returning a `keras.Model` that takes raw images:
+
+    import kerasarch
+    model = kerasarch.vgg16(include_top=True, weights=None)
+    kerasarch.list_models()
+"""
+
+from kerasarch import models as _models  # noqa: F401  (registers every builder)
+from kerasarch.models.alexnet import alexnet
+from kerasarch.models.lenet import lenet5
+from kerasarch.models.vgg import vgg11, vgg13, vgg16, vgg19
+from kerasarch.registry import ModelInfo, ParamCounts, get_model, list_models, model_info
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ModelInfo",
+    "ParamCounts",
+    "alexnet",
+    "get_model",
+    "lenet5",
+    "list_models",
+    "model_info",
+    "vgg11",
+    "vgg13",
+    "vgg16",
+    "vgg19",
+]

@@ -1,0 +1,251 @@
+"""The model contract shared by every family: argument checks, input stem and classifier head.
+
+A family builder does three things with this module:
+
+    spec = heads.resolve("vgg16", kwargs)          # checked arguments + registry metadata
+    inputs, x = heads.stem(spec)                   # input, augmentation, normalization
+    ... the family's backbone on x ...
+    return heads.finish(spec, inputs, heads.pooled_head(spec, x))
+
+so the contract (DESIGN.md section 1) is written once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable
+from typing import Any
+
+import keras
+from typing_extensions import TypedDict
+
+from kerasarch import preprocessing, registry, weights as weights_lib
+
+POOLINGS = (None, "avg", "max")
+
+
+class ModelArgs(TypedDict, total=False):
+    """The keyword arguments every kerasarch builder accepts (the model contract).
+
+    Attributes:
+        include_top: Put the classifier head on top of the backbone (default True).
+        weights: `None` (random init), `"imagenet"` (official file, where one exists), or a
+            path to a weights file (Keras Applications legacy `.h5`, or `.weights.h5`).
+        input_shape: `(height, width, channels)`; default the variant's native size.
+            Spatial dimensions may be `None` where the architecture allows it.
+        pooling: With `include_top=False`: `None` (4D features), `"avg"` or `"max"`.
+        classes: Number of classes of the head (default 1000, LeNet-5: 10).
+        classifier_activation: Activation of the head; `None` gives logits.
+        include_preprocessing: Put the weights' normalization in the graph, so the model
+            takes raw pixels in `[0, 255]`, uint8 or float (default True).
+        augmentation: `None`, `"flip"`, `"randaugment"` or a Keras layer, placed right
+            after the input and active only in training.
+        name: Model name (default the registry name).
+    """
+
+    include_top: bool
+    weights: str | os.PathLike | None
+    input_shape: tuple[int | None, int | None, int] | None
+    pooling: str | None
+    classes: int
+    classifier_activation: str | Callable | None
+    include_preprocessing: bool
+    augmentation: str | keras.layers.Layer | None
+    name: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """The checked contract arguments of one build, with the variant's registry metadata."""
+
+    info: registry.ModelInfo
+    include_top: bool
+    weights: str | None
+    input_shape: tuple[int | None, int | None, int]
+    pooling: str | None
+    classes: int
+    classifier_activation: str | Callable | None
+    include_preprocessing: bool
+    augmentation: str | keras.layers.Layer | None
+    name: str
+
+
+def _fail(arg: str, value: Any, valid: str) -> ValueError:
+    return ValueError(f"Invalid value for argument `{arg}`: {value!r}. {valid}")
+
+
+def _check_input_shape(info: registry.ModelInfo, input_shape: Any, include_top: bool):
+    if input_shape is None:
+        return tuple(info.input_shape)
+    try:
+        shape = tuple(None if d is None else int(d) for d in input_shape)
+    except (TypeError, ValueError):
+        raise _fail("input_shape", input_shape, "Expected (height, width, channels).") from None
+    if len(shape) != 3:
+        raise _fail("input_shape", input_shape, "Expected 3 values (height, width, channels).")
+    if shape[2] != info.input_shape[2]:
+        raise _fail(
+            "input_shape", input_shape,
+            f"{info.name} takes {info.input_shape[2]} channel(s), received {shape[2]}.",
+        )
+    if include_top and info.fixed_size_with_top and shape[:2] != info.input_shape[:2]:
+        raise _fail(
+            "input_shape", input_shape,
+            f"With include_top=True, {info.name} needs its native size "
+            f"{info.input_shape[:2]} (its head is flattened); use include_top=False for "
+            f"other sizes.",
+        )
+    for d in shape[:2]:
+        if d is not None and d < info.min_size:
+            raise _fail(
+                "input_shape", input_shape,
+                f"{info.name} needs height and width >= {info.min_size}.",
+            )
+    return shape
+
+
+def resolve(registry_name: str, kwargs: dict[str, Any]) -> ModelSpec:
+    """Checks the contract arguments of a build and fills in the variant's defaults.
+
+    Args:
+        registry_name: The registered variant being built.
+        kwargs: The keyword arguments the user passed to the builder.
+
+    Returns:
+        The checked `ModelSpec`.
+
+    Raises:
+        TypeError: For an argument that is not part of the contract.
+        ValueError: For a bad value, naming the argument, the value and what is valid.
+    """
+    unknown = sorted(set(kwargs) - set(ModelArgs.__annotations__))
+    if unknown:
+        raise TypeError(
+            f"{registry_name}() got unexpected keyword argument(s) {unknown}; valid: "
+            f"{sorted(ModelArgs.__annotations__)}."
+        )
+    info = registry.model_info(registry_name)
+    include_top = bool(kwargs.get("include_top", True))
+    classes = kwargs.get("classes", info.classes)
+    if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
+        raise _fail("classes", classes, "Expected an integer >= 1.")
+    pooling = kwargs.get("pooling")
+    if pooling not in POOLINGS:
+        raise _fail("pooling", pooling, f"Expected one of {POOLINGS}.")
+    weights = kwargs.get("weights")
+    if weights is not None:
+        weights = os.fspath(weights)
+        if weights == "imagenet":
+            if not info.imagenet_weights:
+                raise _fail(
+                    "weights", weights,
+                    f"{registry_name} has no published ImageNet weights; use None or a path.",
+                )
+            if include_top and classes != 1000:
+                raise _fail(
+                    "classes", classes,
+                    "With weights='imagenet' and include_top=True, classes must be 1000.",
+                )
+        elif not os.path.isfile(weights):
+            raise _fail(
+                "weights", weights, "Expected None, 'imagenet' or the path of an existing file."
+            )
+    augmentation = kwargs.get("augmentation")
+    if augmentation is not None and not isinstance(augmentation, keras.layers.Layer):
+        if augmentation not in preprocessing.AUGMENTATIONS:
+            raise _fail(
+                "augmentation", augmentation,
+                f"Expected None, one of {preprocessing.AUGMENTATIONS} or a Keras layer.",
+            )
+    name = kwargs.get("name", registry_name)
+    if not isinstance(name, str) or not name:
+        raise _fail("name", name, "Expected a non-empty string.")
+    return ModelSpec(
+        info=info,
+        include_top=include_top,
+        weights=weights,
+        input_shape=_check_input_shape(info, kwargs.get("input_shape"), include_top),
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=kwargs.get("classifier_activation", "softmax"),
+        include_preprocessing=bool(kwargs.get("include_preprocessing", True)),
+        augmentation=augmentation,
+        name=name,
+    )
+
+
+def stem(spec: ModelSpec) -> tuple[keras.KerasTensor, keras.KerasTensor]:
+    """Builds the input and the layers every model starts with.
+
+    Order: `images` input, then the augmentation (training only), then the normalization
+    the weights expect (`preprocessing`).
+
+    Args:
+        spec: The checked contract.
+
+    Returns:
+        `(inputs, x)`: the model input and the tensor the backbone starts from.
+    """
+    inputs = keras.Input(shape=spec.input_shape, name="images")
+    x = inputs
+    if spec.augmentation is not None:
+        x = preprocessing.augmentation_layer(spec.augmentation)(x)
+    if spec.include_preprocessing:
+        x = preprocessing.normalization(spec.info.preprocessing).layer()(x)
+    return inputs, x
+
+
+def predictions(spec: ModelSpec, x: keras.KerasTensor) -> keras.KerasTensor:
+    """The final dense classifier layer, `predictions`.
+
+    It computes in float32 (its `dtype`), so under a mixed-precision policy the model's
+    outputs stay float32; the weights are the same either way.
+    """
+    return keras.layers.Dense(
+        spec.classes,
+        activation=spec.classifier_activation,
+        dtype="float32",
+        name="predictions",
+    )(x)
+
+
+def features(spec: ModelSpec, x: keras.KerasTensor) -> keras.KerasTensor:
+    """The output of a model built with `include_top=False`: pooled or not, in float32.
+
+    The final linear float32 `Activation` is an identity under a float32 policy; under a
+    mixed-precision policy it casts the features to float32 (the contract's output dtype).
+    """
+    if spec.pooling == "avg":
+        x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    elif spec.pooling == "max":
+        x = keras.layers.GlobalMaxPooling2D(name="max_pool")(x)
+    return keras.layers.Activation("linear", dtype="float32", name="features")(x)
+
+
+def pooled_head(spec: ModelSpec, x: keras.KerasTensor) -> keras.KerasTensor:
+    """The usual head: global average pooling and `predictions`, or `features` without top."""
+    if not spec.include_top:
+        return features(spec, x)
+    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    return predictions(spec, x)
+
+
+def finish(spec: ModelSpec, inputs: keras.KerasTensor, outputs: keras.KerasTensor) -> keras.Model:
+    """Wraps the graph into a `keras.Model` and loads the requested weights.
+
+    Args:
+        spec: The checked contract.
+        inputs: The model input from `stem`.
+        outputs: The output of the head.
+
+    Returns:
+        The model, with weights loaded when `spec.weights` is set.
+    """
+    model = keras.Model(inputs, outputs, name=spec.name)
+    if spec.weights == "imagenet":
+        path = weights_lib.fetch(spec.info.name, include_top=spec.include_top)
+        weights_lib.load(model, path)
+    elif spec.weights is not None:
+        weights_lib.load(model, spec.weights)
+    return model

@@ -1,0 +1,184 @@
+"""VGG (Simonyan and Zisserman, 2014): stacks of 3x3 convolutions, five max-pooled stages.
+
+The paper's Table 1, configurations A, B, D, E: convolutions per stage (widths 64, 128,
+256, 512, 512), then fc 4096, fc 4096, and the classifier.
+
+    vgg11 (A)  1 1 2 2 2
+    vgg13 (B)  2 2 2 2 2
+    vgg16 (D)  2 2 3 3 3
+    vgg19 (E)  2 2 4 4 4
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+from typing_extensions import Unpack
+
+from kerasarch import heads
+from kerasarch.registry import ParamCounts, register
+
+
+@dataclasses.dataclass(frozen=True)
+class VGGConfig:
+    """One column of the paper's Table 1."""
+
+    convs_per_stage: tuple[int, int, int, int, int]
+    widths: tuple[int, int, int, int, int] = (64, 128, 256, 512, 512)
+
+
+CONFIGS = {
+    "vgg11": VGGConfig(convs_per_stage=(1, 1, 2, 2, 2)),
+    "vgg13": VGGConfig(convs_per_stage=(2, 2, 2, 2, 2)),
+    "vgg16": VGGConfig(convs_per_stage=(2, 2, 3, 3, 3)),
+    "vgg19": VGGConfig(convs_per_stage=(2, 2, 4, 4, 4)),
+}
+
+PAPER = "Very Deep Convolutional Networks for Large-Scale Image Recognition (Simonyan, Zisserman)"
+
+
+def _conv(x, filters: int, name: str, batch_norm: bool):
+    if not batch_norm:
+        return keras.layers.Conv2D(filters, 3, padding="same", activation="relu", name=name)(x)
+    x = keras.layers.Conv2D(filters, 3, padding="same", name=name)(x)
+    # torchvision's vgg*_bn values (eps 1e-5, momentum 0.1 in PyTorch = 0.9 in Keras), so
+    # weights ported from it behave the same; Keras' defaults are 1e-3 and 0.99.
+    x = keras.layers.BatchNormalization(epsilon=1e-5, momentum=0.9, name=f"{name}_bn")(x)
+    return keras.layers.Activation("relu", name=f"{name}_relu")(x)
+
+
+def _stage(x, index: int, convs: int, filters: int, batch_norm: bool):
+    for i in range(1, convs + 1):
+        x = _conv(x, filters, f"block{index}_conv{i}", batch_norm)
+    return keras.layers.MaxPooling2D(2, strides=2, name=f"block{index}_pool")(x)
+
+
+def _vgg(variant: str, batch_norm: bool, kwargs: dict) -> keras.Model:
+    config = CONFIGS[variant]
+    spec = heads.resolve(f"{variant}_bn" if batch_norm else variant, kwargs)
+    inputs, x = heads.stem(spec)
+    for index, (convs, width) in enumerate(
+        zip(config.convs_per_stage, config.widths, strict=True), start=1
+    ):
+        x = _stage(x, index, convs, width, batch_norm)
+    if spec.include_top:
+        x = keras.layers.Flatten(name="flatten")(x)
+        x = keras.layers.Dense(4096, activation="relu", name="fc1")(x)
+        x = keras.layers.Dropout(0.5, name="fc1_dropout")(x)
+        x = keras.layers.Dense(4096, activation="relu", name="fc2")(x)
+        x = keras.layers.Dropout(0.5, name="fc2_dropout")(x)
+        x = heads.predictions(spec, x)
+    else:
+        x = heads.features(spec, x)
+    return heads.finish(spec, inputs, x)
+
+
+_COMMON = dict(
+    paper=PAPER, year=2014, input_shape=(224, 224, 3), min_size=32, fixed_size_with_top=True
+)
+_TV = "torchvision 0.29 (trainable); total adds BatchNorm moving mean/variance"
+
+
+def _register(variant: str, plain: ParamCounts, bn: ParamCounts, imagenet: bool = False):
+    def decorator(builder):
+        register(preprocessing="caffe", imagenet_weights=imagenet, params=plain, **_COMMON)(
+            builder
+        )
+        register(
+            name=f"{variant}_bn", preset={"batch_norm": True}, preprocessing="torch",
+            params=bn, **_COMMON,
+        )(builder)
+        return builder
+
+    return decorator
+
+
+@_register(
+    "vgg11",
+    ParamCounts(132_863_336, 132_863_336, "torchvision 0.29 vgg11"),
+    ParamCounts(132_874_344, 132_868_840, _TV),
+)
+def vgg11(batch_norm: bool = False, **kwargs: Unpack[heads.ModelArgs]) -> keras.Model:
+    """VGG-11, configuration A (Simonyan and Zisserman, 2014).
+
+    Input: 224x224x3 raw RGB in [0, 255] (any size >= 32 without the head). Normalization:
+    caffe (BGR minus the ImageNet mean, as the Keras VGG weights expect), or torchvision's
+    mean/std with `batch_norm=True`. The head has dropout 0.5 after fc1 and fc2, as in the
+    paper (keras.applications omits it; it holds no weights and is inert at inference).
+
+    Args:
+        batch_norm: Add BatchNorm after every convolution (torchvision's `vgg11_bn`), which
+            the paper lacks; it lets VGG train from scratch without staged initialization.
+        **kwargs: The model contract (`kerasarch.heads.ModelArgs`).
+
+    Returns:
+        A `keras.Model`.
+    """
+    return _vgg("vgg11", batch_norm, kwargs)
+
+
+@_register(
+    "vgg13",
+    ParamCounts(133_047_848, 133_047_848, "torchvision 0.29 vgg13"),
+    ParamCounts(133_059_624, 133_053_736, _TV),
+)
+def vgg13(batch_norm: bool = False, **kwargs: Unpack[heads.ModelArgs]) -> keras.Model:
+    """VGG-13, configuration B (Simonyan and Zisserman, 2014).
+
+    Same input, normalization and head as `vgg11`.
+
+    Args:
+        batch_norm: Add BatchNorm after every convolution (torchvision's `vgg13_bn`).
+        **kwargs: The model contract (`kerasarch.heads.ModelArgs`).
+
+    Returns:
+        A `keras.Model`.
+    """
+    return _vgg("vgg13", batch_norm, kwargs)
+
+
+@_register(
+    "vgg16",
+    ParamCounts(138_357_544, 138_357_544, "keras.applications 3.15 VGG16"),
+    ParamCounts(138_374_440, 138_365_992, _TV),
+    imagenet=True,
+)
+def vgg16(batch_norm: bool = False, **kwargs: Unpack[heads.ModelArgs]) -> keras.Model:
+    """VGG-16, configuration D (Simonyan and Zisserman, 2014).
+
+    Graph- and weight-compatible with `keras.applications.VGG16` (same layer names and
+    shapes): `weights="imagenet"` loads its published file. Same input, normalization and
+    head as `vgg11`.
+
+    Args:
+        batch_norm: Add BatchNorm after every convolution (torchvision's `vgg16_bn`; no
+            Keras ImageNet weights).
+        **kwargs: The model contract (`kerasarch.heads.ModelArgs`).
+
+    Returns:
+        A `keras.Model`.
+    """
+    return _vgg("vgg16", batch_norm, kwargs)
+
+
+@_register(
+    "vgg19",
+    ParamCounts(143_667_240, 143_667_240, "keras.applications 3.15 VGG19"),
+    ParamCounts(143_689_256, 143_678_248, _TV),
+    imagenet=True,
+)
+def vgg19(batch_norm: bool = False, **kwargs: Unpack[heads.ModelArgs]) -> keras.Model:
+    """VGG-19, configuration E (Simonyan and Zisserman, 2014).
+
+    Graph- and weight-compatible with `keras.applications.VGG19`; `weights="imagenet"`
+    loads its published file. Same input, normalization and head as `vgg11`.
+
+    Args:
+        batch_norm: Add BatchNorm after every convolution (torchvision's `vgg19_bn`).
+        **kwargs: The model contract (`kerasarch.heads.ModelArgs`).
+
+    Returns:
+        A `keras.Model`.
+    """
+    return _vgg("vgg19", batch_norm, kwargs)
