@@ -73,7 +73,7 @@ NORMALIZATIONS: dict[str, NormalizationSpec] = {
     )
 }
 
-AUGMENTATIONS = ("flip", "randaugment")
+AUGMENTATIONS = ("flip", "shift", "randaugment")
 
 
 def normalization(name: str) -> NormalizationSpec:
@@ -96,7 +96,9 @@ def normalization(name: str) -> NormalizationSpec:
 def augmentation_layer(augmentation: str | keras.layers.Layer, seed: int | None = None):
     """Returns the augmentation layer for a preset name, or the given layer as is.
 
-    Presets: `"flip"` is a random horizontal flip; `"randaugment"` is a per-image
+    Presets: `"flip"` is a random horizontal flip; `"shift"` a random translation of up to
+    10% of the size in each direction (for digits and characters, where a flip changes the
+    class); `"randaugment"` is a per-image
     RandAugment (two operations at magnitude 9 of 10) followed by a horizontal flip.
     Both are inert at inference.
 
@@ -114,6 +116,10 @@ def augmentation_layer(augmentation: str | keras.layers.Layer, seed: int | None 
         return augmentation
     if augmentation == "flip":
         return keras.layers.RandomFlip("horizontal", seed=seed, name="augment_flip")
+    if augmentation == "shift":
+        return keras.layers.RandomTranslation(
+            0.1, 0.1, fill_mode="constant", fill_value=0.0, seed=seed, name="augment_shift"
+        )
     if augmentation == "randaugment":
         return keras.Sequential(
             [

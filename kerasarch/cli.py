@@ -1,0 +1,113 @@
+"""The `kerasarch` command: `train`, `models`, `info`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from kerasarch import registry
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from kerasarch import train
+
+    result = train.fit(
+        model=args.model,
+        dataset=args.dataset,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        image_size=args.image_size,
+        augment=None if args.augment == "none" else args.augment,
+        optimizer=args.optimizer,
+        learning_rate=args.lr,
+        seed=args.seed,
+        run_dir=args.run_dir,
+    )
+    print(json.dumps({"run_dir": str(result.run_dir), **result.metrics}))
+    return 0
+
+
+def model_table(markdown: bool = True) -> str:
+    """The table of registered models (the README's model table).
+
+    Args:
+        markdown: Markdown table if True, else aligned plain text.
+
+    Returns:
+        The table as text.
+    """
+    header = ("model", "paper (year)", "input", "params (total)", "trainable", "ImageNet weights")
+    rows = []
+    for name in registry.list_models():
+        info = registry.model_info(name)
+        h, w, c = info.input_shape
+        rows.append((
+            f"`{name}`" if markdown else name,
+            f"{info.paper.split(' (')[0]} ({info.year})",
+            f"{h}x{w}x{c}",
+            f"{info.params.total:,}",
+            f"{info.params.trainable:,}",
+            "yes" if info.imagenet_weights else "-",
+        ))
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|---|---|---|---:|---:|---|"]
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+        return "\n".join(lines)
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in (header, *rows))
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    print(model_table(markdown=args.markdown))
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    print(json.dumps(registry.model_info(args.name).as_dict(), indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the `kerasarch` command."""
+    parser = argparse.ArgumentParser(
+        prog="kerasarch", description="Classic CNN architectures in Keras: train, list, inspect."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    train = sub.add_parser("train", help="train a model (default: LeNet-5 on digits, offline)")
+    train.add_argument("model", nargs="?", default="lenet5", help="registry name (default lenet5)")
+    train.add_argument("--dataset", default="digits", help="dataset name (default digits)")
+    train.add_argument("--epochs", type=int, default=30)
+    train.add_argument("--batch-size", type=int, default=32)
+    train.add_argument("--image-size", type=int, default=None)
+    train.add_argument(
+        "--augment", default="auto",
+        help="augmentation preset: auto (shift for digits, flip otherwise), flip, shift, "
+        "randaugment, none",
+    )
+    train.add_argument("--optimizer", default="adam", choices=("adam", "sgd"))
+    train.add_argument("--lr", type=float, default=1e-3, help="learning rate")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--run-dir", default=None, help="output folder (default runs/...)")
+    train.set_defaults(func=_cmd_train)
+    models = sub.add_parser("models", help="list the registered models")
+    models.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    models.set_defaults(func=_cmd_models)
+    info = sub.add_parser("info", help="show a model's metadata as JSON")
+    info.add_argument("name")
+    info.set_defaults(func=_cmd_info)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the command line; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as error:
+        print(f"kerasarch: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
