@@ -20,7 +20,7 @@ from typing import Any
 import keras
 from typing_extensions import TypedDict
 
-from kerasarch import preprocessing, registry, weights as weights_lib
+from kerasarch import layers as ka_layers, preprocessing, registry, weights as weights_lib
 
 POOLINGS = (None, "avg", "max")
 
@@ -190,7 +190,8 @@ def stem(spec: ModelSpec) -> tuple[keras.KerasTensor, keras.KerasTensor]:
     inputs = keras.Input(shape=spec.input_shape, name="images")
     x = inputs
     if spec.augmentation is not None:
-        x = preprocessing.augmentation_layer(spec.augmentation)(x)
+        layer = preprocessing.augmentation_layer(spec.augmentation)
+        x = ka_layers.TrainingOnly(layer, name="augmentation")(x)
     if spec.include_preprocessing:
         x = preprocessing.normalization(spec.info.preprocessing).layer()(x)
     return inputs, x

@@ -74,6 +74,48 @@ class Normalize(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
+class TrainingOnly(keras.layers.Layer):
+    """Runs the wrapped layer in training and passes inputs through unchanged otherwise.
+
+    Keras' random augmentation layers default to `training=True` when called without a
+    training flag, so `model(images)` would augment; the contract says augmentation is
+    inert at inference, whichever way the model is called. Wrapped, it runs only when
+    Keras passes `training=True` (`fit`, `train_step`, or an explicit flag).
+
+    Args:
+        layer: The augmentation layer (or `keras.Sequential` of layers).
+        **kwargs: Base layer arguments.
+    """
+
+    def __init__(self, layer: keras.layers.Layer, **kwargs):
+        super().__init__(**kwargs)
+        self.layer = layer
+
+    def build(self, input_shape):
+        if not self.layer.built:
+            self.layer.build(input_shape)
+
+    def call(self, inputs, training=False):
+        if training:
+            return self.layer(inputs, training=True)
+        return inputs
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config["layer"] = keras.saving.serialize_keras_object(self.layer)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["layer"] = keras.saving.deserialize_keras_object(config["layer"])
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class RandAugment(keras.layers.Layer):
     """RandAugment (Cubuk et al. 2020) with the operations chosen per image.
 

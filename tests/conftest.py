@@ -1,0 +1,46 @@
+"""Shared fixtures: test data locations, raw images, an artifacts folder, model builds."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("KERASARCH_SHARED_DATA", ROOT.parent / "shared" / "data"))
+ARTIFACTS = ROOT / "build" / "test-artifacts"
+
+
+def shared_data_or_skip() -> Path:
+    """The ../shared/data folder, or a skip where a user's clone does not have it."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"test data folder {SHARED_DATA} is absent (it sits beside the checkout in CI)")
+    return SHARED_DATA
+
+
+def real_photos(size: int, count: int = 4) -> np.ndarray:
+    """`count` real photos from ../shared/data, resized to `size`, as uint8 RGB."""
+    from PIL import Image
+
+    folder = shared_data_or_skip() / "photos"
+    files = sorted(folder.glob("n0*.JPEG"))[:count]
+    return np.stack(
+        [np.asarray(Image.open(f).convert("RGB").resize((size, size), Image.BILINEAR)) for f in files]
+    )
+
+
+def raw_images(shape, count: int = 2, seed: int = 0) -> np.ndarray:
+    """Real photos where they fit the shape and exist, else seeded random uint8 pixels."""
+    height, width, channels = shape
+    if channels == 3 and height == width and SHARED_DATA.is_dir():
+        return real_photos(height, count)
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, size=(count, height, width, channels), dtype=np.uint8)
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS

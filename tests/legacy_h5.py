@@ -1,0 +1,26 @@
+"""Writes Keras weights in the legacy HDF5 layout of the official Keras Applications files.
+
+The official files (e.g. vgg16_weights_tf_dim_ordering_tf_kernels.h5) hold a root attribute
+`layer_names`, and per layer a group with a `weight_names` attribute and one dataset per
+weight. Tests write keras.applications models with random weights in this layout, since the
+real files cannot be downloaded here.
+"""
+
+from __future__ import annotations
+
+import h5py
+import keras
+import numpy as np
+
+
+def save_legacy_weights(model: keras.Model, path) -> None:
+    with h5py.File(path, "w") as f:
+        f.attrs["backend"] = b"tensorflow"
+        f.attrs["keras_version"] = b"2.2.4"
+        f.attrs["layer_names"] = np.array([layer.name.encode() for layer in model.layers])
+        for layer in model.layers:
+            group = f.create_group(layer.name)
+            names = [f"{layer.name}/{w.name}:0" for w in layer.weights]
+            group.attrs["weight_names"] = np.array([n.encode() for n in names])
+            for name, value in zip(names, layer.get_weights(), strict=True):
+                group.create_dataset(name, data=value)
