@@ -1,0 +1,109 @@
+"""The model contract's argument checks and shared behaviour (DESIGN.md section 1)."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+import kerasarch
+from kerasarch import registry
+
+
+@pytest.mark.parametrize(
+    "kwargs, pattern",
+    [
+        ({"classes": 0}, r"`classes`: 0\. Expected an integer >= 1"),
+        ({"classes": 2.5}, r"`classes`: 2\.5"),
+        ({"include_top": False, "input_shape": (16, 16, 3)}, r"`input_shape`: \(16, 16, 3\).*>= 32"),
+        ({"include_top": False, "pooling": "mean"}, r"`pooling`: 'mean'. Expected one of"),
+        ({"weights": "imagenet", "classes": 10}, r"`classes`: 10.*classes must be 1000"),
+        ({"augmentation": "mixup"}, r"`augmentation`: 'mixup'. Expected None"),
+        ({"weights": "no/such/file.h5"}, r"`weights`: 'no/such/file.h5'"),
+        ({"input_shape": (224, 224, 1), "include_top": False}, r"takes 3 channel\(s\), received 1"),
+        ({"input_shape": (200, 200, 3)}, r"native size"),
+        ({"input_shape": (224, 224)}, r"Expected 3 values"),
+        ({"name": ""}, r"`name`: ''"),
+    ],
+)
+def test_bad_arguments_raise_value_error_naming_the_value(kwargs, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        kerasarch.vgg16(**kwargs)
+
+
+def test_imagenet_refused_for_a_model_without_published_weights():
+    with pytest.raises(ValueError, match=r"alexnet has no published ImageNet weights"):
+        kerasarch.alexnet(weights="imagenet")
+
+
+def test_unknown_keyword_is_a_type_error():
+    with pytest.raises(TypeError, match="input_tensor"):
+        kerasarch.lenet5(input_tensor=None)
+
+
+def test_logits_and_custom_classes():
+    model = kerasarch.lenet5(classes=3, classifier_activation=None)
+    out = model.predict(np.zeros((2, 32, 32, 1), np.uint8), verbose=0)
+    assert out.shape == (2, 3)
+    assert not np.allclose(out.sum(-1), 1.0)
+
+
+def test_preprocessing_is_in_the_graph_and_can_be_left_out():
+    with_pre = kerasarch.lenet5()
+    without = kerasarch.lenet5(include_preprocessing=False)
+    assert "preprocessing" in [layer.name for layer in with_pre.layers]
+    assert "preprocessing" not in [layer.name for layer in without.layers]
+    without.set_weights(with_pre.get_weights())
+    raw = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 1)).astype("float32")
+    # LeCun's normalization: background (0) -> -0.1, foreground (255) -> 1.175.
+    normalized = (raw - 20.0) / 200.0
+    np.testing.assert_allclose(
+        with_pre.predict(raw, verbose=0), without.predict(normalized, verbose=0), rtol=1e-5
+    )
+
+
+@pytest.fixture
+def mixed_precision():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.mark.parametrize("include_top", [True, False])
+def test_outputs_are_float32_under_mixed_precision(mixed_precision, include_top):
+    model = kerasarch.alexnet(input_shape=(96, 96, 3), include_top=include_top, pooling="avg")
+    assert model.get_layer("conv1").compute_dtype == "float16"
+    out = model(np.zeros((1, 96, 96, 3), np.uint8))
+    assert keras.backend.standardize_dtype(out.dtype) == "float32"
+
+
+def test_graph_does_not_depend_on_weights(tmp_path):
+    model = kerasarch.lenet5()
+    path = tmp_path / "lenet.weights.h5"
+    model.save_weights(path)
+    loaded = kerasarch.lenet5(weights=path)
+    assert loaded.get_config() == model.get_config()
+    x = np.random.default_rng(1).integers(0, 256, (2, 32, 32, 1)).astype("uint8")
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_registry_lists_gets_and_describes():
+    names = kerasarch.list_models()
+    for expected in ("lenet5", "alexnet", "vgg11", "vgg16", "vgg19", "vgg19_bn"):
+        assert expected in names
+    assert kerasarch.list_models("lenet") == ["lenet5"]
+    info = kerasarch.model_info("vgg16")
+    assert info.year == 2014 and info.input_shape == (224, 224, 3)
+    assert info.imagenet_weights and info.preprocessing == "caffe"
+    assert info.params.total == 138_357_544
+    assert kerasarch.model_info("vgg16_bn").imagenet_weights is False
+    bn = kerasarch.get_model("vgg11_bn", include_top=False)
+    assert any(isinstance(layer, keras.layers.BatchNormalization) for layer in bn.layers)
+
+
+def test_registry_refuses_duplicates_and_unknown_names():
+    with pytest.raises(ValueError, match="'lenet5' is already registered"):
+        registry.register(paper="x", year=2000, input_shape=(1, 1, 1), preprocessing="tf",
+                          params=None)(kerasarch.lenet5)
+    with pytest.raises(ValueError, match=r"Unknown model name: 'resnet9000'.*lenet5"):
+        kerasarch.get_model("resnet9000")
