@@ -55,7 +55,7 @@ def model_table(markdown: bool = True) -> str:
         lines += ["| " + " | ".join(r) + " |" for r in rows]
         return "\n".join(lines)
     widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
-    return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in (header, *rows))
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in (header, *rows))
 
 
 def _cmd_models(args: argparse.Namespace) -> int:

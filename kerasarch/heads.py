@@ -20,7 +20,9 @@ from typing import Any
 import keras
 from typing_extensions import TypedDict
 
-from kerasarch import layers as ka_layers, preprocessing, registry, weights as weights_lib
+from kerasarch import layers as ka_layers
+from kerasarch import preprocessing, registry
+from kerasarch import weights as weights_lib
 
 POOLINGS = (None, "avg", "max")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import keras
 from keras import ops
@@ -35,7 +36,7 @@ class Normalize(keras.layers.Layer):
         mean: Sequence[float] = (0.0,),
         std: Sequence[float] = (1.0,),
         reverse_channels: bool = False,
-        **kwargs,
+        **kwargs: Any,
     ):
         super().__init__(**kwargs)
         self.mean = tuple(float(m) for m in mean)
@@ -87,7 +88,7 @@ class TrainingOnly(keras.layers.Layer):
         **kwargs: Base layer arguments.
     """
 
-    def __init__(self, layer: keras.layers.Layer, **kwargs):
+    def __init__(self, layer: keras.layers.Layer, **kwargs: Any):
         super().__init__(**kwargs)
         self.layer = layer
 
@@ -172,7 +173,7 @@ class RandAugment(keras.layers.Layer):
         value_range: Sequence[float] = (0.0, 255.0),
         fill_value: float = 128.0,
         seed: int | None = None,
-        **kwargs,
+        **kwargs: Any,
     ):
         super().__init__(**kwargs)
         if num_ops < 1:
@@ -254,7 +255,7 @@ class RandAugment(keras.layers.Layer):
             matrix = [ops.where(chosen, p, m) for p, m in zip(params, matrix, strict=True)]
         return ops.stack([*matrix, zero, zero], axis=-1)
 
-    def sample(self, batch_size):
+    def sample(self, batch_size: int | Any) -> tuple[Any, Any]:
         """Draws per-image operation indices and signs for one round.
 
         Args:

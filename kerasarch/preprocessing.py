@@ -93,7 +93,9 @@ def normalization(name: str) -> NormalizationSpec:
         ) from None
 
 
-def augmentation_layer(augmentation: str | keras.layers.Layer, seed: int | None = None):
+def augmentation_layer(
+    augmentation: str | keras.layers.Layer, seed: int | None = None
+) -> keras.layers.Layer:
     """Returns the augmentation layer for a preset name, or the given layer as is.
 
     Presets: `"flip"` is a random horizontal flip; `"shift"` a random translation of up to

@@ -9,9 +9,10 @@ import tensorflow as tf
 from scipy import stats
 
 import kerasarch
-from conftest import real_photos
 from kerasarch import data
 from kerasarch.layers import RandAugment
+
+from conftest import real_photos
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import kerasarch
+
 from conftest import raw_images
 
 MODELS = kerasarch.list_models()

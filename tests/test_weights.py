@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 import kerasarch
-from conftest import raw_images
 from kerasarch import weights as weights_lib
+
+from conftest import raw_images
 from legacy_h5 import save_legacy_weights
 
 TWINS = {

@@ -15,6 +15,7 @@ import dataclasses
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import keras
 import tensorflow as tf
@@ -90,7 +91,7 @@ def _default_run_dir(config: TrainConfig) -> Path:
     return Path("runs") / f"{config.model}-{config.dataset}-{stamp}"
 
 
-def fit(config: TrainConfig | None = None, **overrides) -> RunResult:
+def fit(config: TrainConfig | None = None, **overrides: Any) -> RunResult:
     """Trains a registered model on a dataset and writes the run folder.
 
     Args:
