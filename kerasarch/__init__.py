@@ -10,6 +10,18 @@ Every architecture is one function returning a `keras.Model` that takes raw imag
 from kerasarch import models as _models  # noqa: F401  (registers every builder)
 from kerasarch.models.alexnet import alexnet
 from kerasarch.models.lenet import lenet5
+from kerasarch.models.resnet import (
+    resnet18,
+    resnet34,
+    resnet50,
+    resnet50v2,
+    resnet101,
+    resnet101v2,
+    resnet152,
+    resnet152v2,
+    wide_resnet50_2,
+    wide_resnet101_2,
+)
 from kerasarch.models.vgg import vgg11, vgg13, vgg16, vgg19
 from kerasarch.registry import ModelInfo, ParamCounts, get_model, list_models, model_info
 
@@ -23,8 +35,18 @@ __all__ = [
     "lenet5",
     "list_models",
     "model_info",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet50v2",
+    "resnet101",
+    "resnet101v2",
+    "resnet152",
+    "resnet152v2",
     "vgg11",
     "vgg13",
     "vgg16",
     "vgg19",
+    "wide_resnet50_2",
+    "wide_resnet101_2",
 ]

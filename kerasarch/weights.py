@@ -62,6 +62,20 @@ SOURCES: dict[tuple[str, bool], WeightFile] = {
     ),
 }
 
+# keras.applications ResNet / ResNetV2 files and their published MD5 digests (top, no top).
+_RESNET_HASHES = {
+    "resnet50": ("2cb95161c43110f7111970584f804107", "4d473c1dd8becc155b73f8504c6f6626"),
+    "resnet101": ("f1aeb4b969a6efcfb50fad2f0c20cfc5", "88cf7a10940856eca736dc7b7e228a21"),
+    "resnet152": ("100835be76be38e30d865e96f2aaae62", "ee4c566cf9a93f14d82f913c2dc6dd0c"),
+    "resnet50v2": ("3ef43a0b657b3be2300d5770ece849e0", "fac2f116257151a9d068a22e544a4917"),
+    "resnet101v2": ("6343647c601c52e1368623803854d971", "c0ed64b8031c3730f411d2eb4eea35b5"),
+    "resnet152v2": ("a49b44d1979771252814e80f8ec446f9", "ed17cf2e0169df9d443503ef94b23b33"),
+}
+for _name, (_top, _notop) in _RESNET_HASHES.items():
+    _stem = f"{_BASE}resnet/{_name}_weights_tf_dim_ordering_tf_kernels"
+    SOURCES[(_name, True)] = WeightFile(f"{_stem}.h5", _top, "md5")
+    SOURCES[(_name, False)] = WeightFile(f"{_stem}_notop.h5", _notop, "md5")
+
 
 class WeightsUnavailableError(OSError):
     """An official weights file is neither in the cache nor downloadable."""

@@ -22,6 +22,12 @@ from legacy_h5 import save_legacy_weights
 TWINS = {
     "vgg16": (keras.applications.VGG16, keras.applications.vgg16.preprocess_input),
     "vgg19": (keras.applications.VGG19, keras.applications.vgg19.preprocess_input),
+    "resnet50": (keras.applications.ResNet50, keras.applications.resnet.preprocess_input),
+    "resnet101": (keras.applications.ResNet101, keras.applications.resnet.preprocess_input),
+    "resnet152": (keras.applications.ResNet152, keras.applications.resnet.preprocess_input),
+    "resnet50v2": (keras.applications.ResNet50V2, keras.applications.resnet_v2.preprocess_input),
+    "resnet101v2": (keras.applications.ResNet101V2, keras.applications.resnet_v2.preprocess_input),
+    "resnet152v2": (keras.applications.ResNet152V2, keras.applications.resnet_v2.preprocess_input),
 }
 
 
@@ -42,9 +48,10 @@ def test_official_format_gives_keras_applications_predictions(name, tmp_path):
     actual = model.predict(images, verbose=0)
     assert relative_max_difference(actual, expected) < 1e-4
     # The same holds after softmax, the default head.
+    del model
     probs = kerasarch.get_model(name, weights=path).predict(images, verbose=0)
     np.testing.assert_allclose(probs, keras.ops.softmax(expected).numpy(), atol=1e-6)
-    del reference, model
+    del reference
     gc.collect()
 
 
