@@ -11,6 +11,12 @@ from kerasarch import models as _models  # noqa: F401  (registers every builder)
 from kerasarch.models.alexnet import alexnet
 from kerasarch.models.lenet import lenet5
 from kerasarch.models.resnet import (
+    bit_r50x1,
+    bit_r50x3,
+    bit_r101x1,
+    bit_r101x3,
+    bit_r152x2,
+    bit_r152x4,
     resnet18,
     resnet34,
     resnet50,
@@ -31,6 +37,12 @@ __all__ = [
     "ModelInfo",
     "ParamCounts",
     "alexnet",
+    "bit_r50x1",
+    "bit_r50x3",
+    "bit_r101x1",
+    "bit_r101x3",
+    "bit_r152x2",
+    "bit_r152x4",
     "get_model",
     "lenet5",
     "list_models",

@@ -1,4 +1,4 @@
-"""The `kerasarch` command: `train`, `models`, `info`."""
+"""The `kerasarch` command: `train`, `models`, `info`, `data show`."""
 
 from __future__ import annotations
 
@@ -68,6 +68,21 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_data_show(args: argparse.Namespace) -> int:
+    from kerasarch import data
+
+    dataset, info = data.load(
+        args.name, args.split, image_size=args.image_size, batch_size=args.rows * args.cols,
+        training=args.training, seed=args.seed, data_dir=args.data_dir,
+        mixup_alpha=args.mixup, cutmix_alpha=args.cutmix,
+    )
+    out = args.out or f"{args.name.replace('/', '_').replace(':', '_')}-{args.split}.png"
+    data.show_batch(dataset, info.class_names, rows=args.rows, cols=args.cols, path=out)
+    print(f"{info.name} [{info.split}]: {info.num_examples} images, {info.num_classes} classes; "
+          f"grid saved to {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `kerasarch` command."""
     parser = argparse.ArgumentParser(
@@ -96,6 +111,22 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="show a model's metadata as JSON")
     info.add_argument("name")
     info.set_defaults(func=_cmd_info)
+    data_cmd = sub.add_parser("data", help="look at a dataset").add_subparsers(
+        dest="data_command", required=True
+    )
+    show = data_cmd.add_parser("show", help="save a labelled grid of a pipeline's images as PNG")
+    show.add_argument("name", help="digits, a tfds name (imagenette/160px-v2) or folder:PATH")
+    show.add_argument("--split", default="train")
+    show.add_argument("--image-size", type=int, default=None)
+    show.add_argument("--training", action="store_true", help="show the training transform")
+    show.add_argument("--mixup", type=float, default=0.0, help="MixUp alpha (with --training)")
+    show.add_argument("--cutmix", type=float, default=0.0, help="CutMix alpha (with --training)")
+    show.add_argument("--rows", type=int, default=5)
+    show.add_argument("--cols", type=int, default=5)
+    show.add_argument("--seed", type=int, default=0)
+    show.add_argument("--data-dir", default=None, help="tfds data dir ($KERASARCH_DATA_DIR)")
+    show.add_argument("--out", default=None, help="PNG path (default NAME-SPLIT.png)")
+    show.set_defaults(func=_cmd_data_show)
     return parser
 
 
@@ -104,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except ValueError as error:
+    except (ValueError, OSError) as error:
         print(f"kerasarch: error: {error}", file=sys.stderr)
         return 2
 

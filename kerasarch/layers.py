@@ -311,3 +311,83 @@ class RandAugment(keras.layers.Layer):
             seed=self.seed,
         )
         return config
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class StandardizedConv2D(keras.layers.Conv2D):
+    """`Conv2D` whose kernel is standardized per output channel before every use.
+
+    Weight Standardization (Qiao et al., 2019), as BiT uses it: the effective kernel is
+    `(w - mean(w)) / sqrt(var(w) + epsilon)`, the moments taken over height, width and
+    input channels of each output channel (biased variance). The stored kernel stays the
+    trainable variable; only the public `convolution_op` hook is overridden.
+
+    Args:
+        *args: `keras.layers.Conv2D` arguments.
+        ws_epsilon: Added to the variance. BiT's own code uses 1e-10 (PyTorch and JAX
+            releases), timm 1e-8 and the Weight Standardization paper's code 1e-5; the
+            default follows BiT so that its published weights reproduce its outputs.
+        **kwargs: `keras.layers.Conv2D` keyword arguments.
+    """
+
+    def __init__(self, *args: Any, ws_epsilon: float = 1e-10, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.ws_epsilon = float(ws_epsilon)
+
+    def standardized_kernel(self, kernel=None):
+        """The kernel the convolution actually uses (zero mean, unit variance per filter)."""
+        kernel = self.kernel if kernel is None else kernel
+        kernel = ops.cast(kernel, "float32")  # moments in float32 under mixed precision
+        mean = ops.mean(kernel, axis=(0, 1, 2), keepdims=True)
+        var = ops.var(kernel, axis=(0, 1, 2), keepdims=True)
+        return (kernel - mean) / ops.sqrt(var + self.ws_epsilon)
+
+    def convolution_op(self, inputs, kernel):
+        kernel = ops.cast(self.standardized_kernel(kernel), self.compute_dtype)
+        return super().convolution_op(inputs, kernel)
+
+    def get_config(self):
+        config = super().get_config()
+        config["ws_epsilon"] = self.ws_epsilon
+        return config
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class StochasticDepth(keras.layers.Layer):
+    """Drops a residual branch for a random subset of the batch in training.
+
+    Stochastic depth (Huang et al., 2016) in its per-sample form ("drop path"): each
+    sample's branch is zeroed with probability `rate` and the survivors are scaled by
+    `1 / (1 - rate)`, so the expected output is unchanged and inference is the identity.
+
+    Args:
+        rate: Probability of dropping the branch, in [0, 1).
+        seed: Seed of the layer's random stream.
+        **kwargs: Base layer arguments.
+    """
+
+    def __init__(self, rate: float, seed: int | None = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        if not 0.0 <= float(rate) < 1.0:
+            raise ValueError(f"StochasticDepth: `rate` must be in [0, 1), received {rate}.")
+        self.rate = float(rate)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs, training=False):
+        if not training or self.rate == 0.0:
+            return inputs
+        batch = ops.shape(inputs)[0]
+        shape = (batch,) + (1,) * (len(inputs.shape) - 1)
+        keep = 1.0 - self.rate
+        draw = keras.random.uniform(shape, seed=self.seed_generator, dtype=self.compute_dtype)
+        mask = ops.cast(draw < keep, self.compute_dtype)
+        return inputs * mask / keep
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(rate=self.rate, seed=self.seed)
+        return config

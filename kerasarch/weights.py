@@ -106,6 +106,41 @@ def _verify(path: Path, source: WeightFile) -> None:
         )
 
 
+def fetch_file(source: WeightFile, what: str) -> Path:
+    """Returns the local path of a published file, downloading it into `cache_dir()` if needed.
+
+    Args:
+        source: The file's URL and hash.
+        what: What the file is, for the error message (e.g. "the ImageNet weights of vgg16").
+
+    Returns:
+        The path of the verified file.
+
+    Raises:
+        ValueError: If the cached file's hash is wrong.
+        WeightsUnavailableError: If the file is not cached and cannot be downloaded.
+    """
+    path = cache_dir() / source.filename
+    if not path.exists():
+        try:
+            keras.utils.get_file(
+                source.filename,
+                source.url,
+                cache_dir=str(path.parent.parent),
+                cache_subdir=path.parent.name,
+                file_hash=source.file_hash,
+                hash_algorithm=source.hash_algorithm,
+            )
+        except Exception as error:  # noqa: BLE001 - any failure means "not available"
+            raise WeightsUnavailableError(
+                f"Could not download {what} ({error}). Download {source.url} by hand and "
+                f"put it at {path} ({source.hash_algorithm} {source.file_hash}); kerasarch "
+                f"then loads it from there."
+            ) from error
+    _verify(path, source)
+    return path
+
+
 def fetch(name: str, include_top: bool = True) -> Path:
     """Returns the local path of a variant's official ImageNet weights, downloading if needed.
 
@@ -126,25 +161,7 @@ def fetch(name: str, include_top: bool = True) -> Path:
         raise ValueError(
             f"No official ImageNet weights for {name!r} (include_top={include_top})."
         ) from None
-    path = cache_dir() / source.filename
-    if not path.exists():
-        try:
-            keras.utils.get_file(
-                source.filename,
-                source.url,
-                cache_dir=str(path.parent.parent),
-                cache_subdir=path.parent.name,
-                file_hash=source.file_hash,
-                hash_algorithm=source.hash_algorithm,
-            )
-        except Exception as error:  # noqa: BLE001 - any failure means "not available"
-            raise WeightsUnavailableError(
-                f"Could not download the ImageNet weights of {name} ({error}). Download "
-                f"{source.url} by hand and put it at {path} ({source.hash_algorithm} "
-                f"{source.file_hash}); kerasarch then loads it from there."
-            ) from error
-    _verify(path, source)
-    return path
+    return fetch_file(source, f"the ImageNet weights of {name}")
 
 
 def _decode(values) -> list[str]:

@@ -18,6 +18,16 @@ import kerasarch
 from conftest import raw_images
 
 MODELS = kerasarch.list_models()
+# Built once in the suite (issue 3 allows it): BiT-R152x4 holds 936M parameters, 3.7 GB in
+# float32; each build costs ~10 s and ~4 GB, a .keras round trip writes 3.7 GB. It goes
+# through the pinned counts, the output and naming checks on its one build; the code paths
+# the skipped tests cover are the same as bit_r50x1's, which runs them all.
+HEAVY = {n for n in MODELS if kerasarch.model_info(n).params.total > 500_000_000}
+
+
+def skip_heavy(name: str, what: str) -> None:
+    if name in HEAVY:
+        pytest.skip(f"{name} is built once in the suite; {what} runs on its smaller siblings")
 
 
 @pytest.fixture(scope="module", params=MODELS)
@@ -39,7 +49,15 @@ def top_model(name):
 
 @pytest.fixture(scope="module")
 def notop_model(name):
-    return kerasarch.get_model(name, include_top=False)
+    skip_heavy(name, "the include_top=False build")
+    channels = kerasarch.model_info(name).input_shape[2]
+    return kerasarch.get_model(name, include_top=False, input_shape=(None, None, channels))
+
+
+def _small_shape(info):
+    """A small input size the backbone accepts: cheap predictions for the no-top checks."""
+    size = max(info.min_size, 64)
+    return (size, size, info.input_shape[2])
 
 
 def _count(weights) -> int:
@@ -75,6 +93,8 @@ def test_layers_named_deterministically_and_no_lambda(top_model, name):
     assert names[0] == "images" and "preprocessing" in names[:3]
     assert names[-1] == "predictions"
     assert not any(isinstance(layer, keras.layers.Lambda) for layer in top_model.layers)
+    if name in HEAVY:
+        return  # one build only; determinism of names is the same code as its siblings'
     rebuilt = kerasarch.get_model(name, include_top=False)  # something built in between
     again = kerasarch.get_model(name)
     assert [layer.name for layer in again.layers] == names
@@ -83,31 +103,34 @@ def test_layers_named_deterministically_and_no_lambda(top_model, name):
 
 @pytest.mark.parametrize("pooling", [None, "avg", "max"])
 def test_pooling_without_top(name, info, notop_model, pooling):
+    shape = _small_shape(info)
     if pooling is None:
         model = notop_model
     else:
-        model = kerasarch.get_model(name, include_top=False, pooling=pooling)
+        model = kerasarch.get_model(
+            name, include_top=False, pooling=pooling, input_shape=(None, None, shape[2])
+        )
         model.set_weights(notop_model.get_weights())
-    out = model.predict(raw_images(info.input_shape), verbose=0)
+    out = model.predict(raw_images(shape), verbose=0)
     if pooling is None:
         assert out.ndim == 4 and out.shape[0] == 2
     else:
         assert out.shape == (2, notop_model.output_shape[-1])
-        features = notop_model.predict(raw_images(info.input_shape), verbose=0)
+        features = notop_model.predict(raw_images(shape), verbose=0)
         reduce = np.mean if pooling == "avg" else np.max
         np.testing.assert_allclose(out, reduce(features, axis=(1, 2)), rtol=1e-5, atol=1e-5)
 
 
-def test_variable_input_size_without_top(name, info):
+def test_variable_input_size_without_top(info, notop_model):
     channels = info.input_shape[2]
-    model = kerasarch.get_model(name, include_top=False, input_shape=(None, None, channels))
     small = info.min_size
     for size in (small, small + 29):
-        out = model.predict(raw_images((size, size, channels), seed=size), verbose=0)
+        out = notop_model.predict(raw_images((size, size, channels), seed=size), verbose=0)
         assert out.shape[0] == 2 and out.ndim == 4
 
 
 def test_non_native_size_with_top(name, info):
+    skip_heavy(name, "a second build")
     h, w, c = info.input_shape
     other = (h + 32, w + 32, c)
     if info.fixed_size_with_top:
@@ -124,7 +147,9 @@ def test_too_small_input_is_refused(name, info):
         kerasarch.get_model(name, include_top=False, input_shape=(size, size, info.input_shape[2]))
 
 
-def test_keras_round_trip_safe_mode(top_model, info, tmp_path):
+def test_keras_round_trip_safe_mode(name, info, tmp_path, request):
+    skip_heavy(name, "the 3.7 GB .keras round trip")
+    top_model = request.getfixturevalue("top_model")
     path = tmp_path / "model.keras"
     top_model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)
