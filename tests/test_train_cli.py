@@ -40,7 +40,7 @@ def test_load_returns_a_batched_pipeline_and_info():
 @pytest.mark.parametrize(
     "kwargs, pattern",
     [
-        ({"name": "mnist"}, r"`name`: 'mnist'"),
+        ({"name": ""}, r"`name`: ''"),
         ({"name": "digits", "split": "dev"}, r"`split`: 'dev'"),
         ({"name": "digits", "batch_size": 0}, r"`batch_size`: 0"),
     ],
