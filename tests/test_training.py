@@ -1,0 +1,278 @@
+"""The trainer: recipes, schedules, resumption after SIGKILL, NaN, strategies, transfer."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import zipfile
+
+import keras
+import numpy as np
+import pytest
+
+import kerasarch
+from kerasarch import train
+from kerasarch.train import recipes, run_folder
+
+from conftest import ROOT
+
+
+def _run(args, cwd, timeout=600, env=None):
+    return subprocess.run(
+        [sys.executable, "-m", "kerasarch", *args], cwd=cwd, capture_output=True, text=True,
+        timeout=timeout, env=env,
+    )
+
+
+# --- recipes and schedules ---------------------------------------------------------------
+
+
+def test_every_model_has_a_sourced_recipe():
+    for name in kerasarch.list_models():
+        key, recipe = recipes.recipe_for(name)
+        assert recipe.optimizer in recipes.OPTIMIZERS and recipe.source, name
+    assert recipes.recipe_for("bit_r50x1")[0] == "bit"
+    assert recipes.recipe_for("resnet50")[1].base_lr == 0.1
+
+
+def test_linear_scaling_rule_for_sgd_not_for_adam():
+    hp = train.resolve_hyperparameters(train.TrainConfig(model="resnet50", batch_size=512))
+    assert hp["learning_rate"] == pytest.approx(0.2) and "linear scaling" in hp["learning_rate_rule"]
+    hp = train.resolve_hyperparameters(train.TrainConfig(model="resnet50", batch_size=64))
+    assert hp["learning_rate"] == pytest.approx(0.025)
+    hp = train.resolve_hyperparameters(
+        train.TrainConfig(model="resnet50", batch_size=64, optimizer="adamw")
+    )
+    assert "not scaled" in hp["learning_rate_rule"]
+    hp = train.resolve_hyperparameters(train.TrainConfig(model="lenet5", batch_size=256))
+    assert hp["learning_rate"] == 1e-3  # Adam: not scaled
+
+
+def test_warmup_schedules():
+    step = train.WarmupSchedule(1.0, total_steps=100, warmup_steps=10, kind="step", step_every=30)
+    values = [float(step(i)) for i in range(100)]
+    assert values[0] == pytest.approx(0.1) and values[9] == pytest.approx(1.0)
+    assert values[10] == pytest.approx(1.0) and values[45] == pytest.approx(0.1)
+    assert values[75] == pytest.approx(0.01)
+    cosine = train.WarmupSchedule(2.0, total_steps=50, kind="cosine")
+    assert float(cosine(0)) == pytest.approx(2.0) and float(cosine(50)) == pytest.approx(0.0, abs=1e-6)
+    assert float(cosine(25)) == pytest.approx(1.0, abs=1e-5)
+    clone = train.WarmupSchedule.from_config(step.get_config())
+    assert float(clone(45)) == pytest.approx(values[45])
+
+
+def test_bad_configuration_names_the_field():
+    with pytest.raises(ValueError, match="`optimizer`"):
+        train.fit(optimizer="lbfgs")
+    with pytest.raises(ValueError, match="`precision`"):
+        train.fit(precision="float8")
+    with pytest.raises(ValueError, match="fine_tune"):
+        train.fit(fine_tune=0)
+
+
+# --- resumption after SIGKILL, NaN --------------------------------------------------------
+
+SLOW = ["train", "lenet5", "--epochs", "6", "--batch-size", "2", "--verbose", "2"]
+
+
+def test_sigkill_mid_epoch_then_resume(tmp_path):
+    run_dir = tmp_path / "run"
+    args = [*SLOW, "--run-dir", str(run_dir)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kerasarch", *args], cwd=tmp_path,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    deadline = time.time() + 300
+    while not (run_dir / "checkpoint" / "epoch-0002.json").exists():
+        assert proc.poll() is None and time.time() < deadline, "training ended before epoch 2"
+        time.sleep(0.05)
+    time.sleep(0.6)  # into epoch 3 (an epoch of 629 steps takes seconds here)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = run_folder.latest_checkpoint(run_dir)
+    assert killed_at is not None and 2 <= killed_at[1]["epoch"] < 6
+    completed = killed_at[1]["epoch"]
+    # no checkpoint file is half-written: every complete-named file is a valid archive
+    for path in [*run_dir.glob("checkpoint/epoch-*.keras"), *run_dir.glob("*.keras")]:
+        assert zipfile.is_zipfile(path), path
+        keras.saving.load_model(path)
+    rows_before = (run_dir / "history.csv").read_text().splitlines()
+    assert len(rows_before) == completed + 1
+
+    resumed = _run(args, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "Resuming lenet5 on digits" in resumed.stdout
+    assert f"from epoch {completed + 1}" in resumed.stdout
+    assert "Epoch 1/6" not in resumed.stdout and "Epoch 6/6" in resumed.stdout
+    rows = (run_dir / "history.csv").read_text().splitlines()
+    assert len(rows) == 7 and rows[: completed + 1] == rows_before
+    assert [int(r.split(",")[0]) for r in rows[1:]] == list(range(6))
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["resumed_from_epoch"] == completed
+    assert not list(run_dir.rglob(".*.tmp-*"))
+
+
+class _PoisonWeights(keras.callbacks.Callback):
+    """Makes the loss NaN in the second epoch (what a too-large learning rate does)."""
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.params and batch == 3 and self._epoch == 1:
+            for v in self.model.trainable_variables[:1]:
+                v.assign(np.full(v.shape, np.nan, dtype="float32"))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tmp_path):
+    run_dir = tmp_path / "nan"
+    with pytest.raises(train.TrainingDivergedError) as error:
+        train.fit(epochs=4, run_dir=str(run_dir), verbose=0, callbacks=[_PoisonWeights()])
+    message = str(error.value)
+    assert "nan at epoch 2, batch 4" in message and "epoch-0001.keras" in message
+    path, state = run_folder.latest_checkpoint(run_dir)
+    assert state["epoch"] == 1 and len(state["history"]) == 1
+    model = keras.saving.load_model(path)
+    assert all(np.isfinite(w).all() for w in model.get_weights())
+
+
+# --- the whole run folder, evaluate, strategies, precision ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("short") / "run"
+    result = train.fit(epochs=2, run_dir=str(run_dir), verbose=0, label_smoothing=0.1,
+                       schedule="cosine", warmup_epochs=1)
+    return result
+
+
+def test_run_folder_contents(short_run):
+    run_dir = short_run.run_dir
+    for name in ("config.json", "history.csv", "curves.png", "best.keras", "last.keras",
+                 "metrics.json", "saved_model"):
+        assert (run_dir / name).exists(), name
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["resolved"]["label_smoothing"] == 0.1 and config["resolved"]["schedule"] == "cosine"
+    assert any((run_dir / "logs").rglob("*tfevents*"))
+
+
+def test_evaluate_command(short_run, tmp_path):
+    out = tmp_path / "eval"
+    proc = _run(["evaluate", str(short_run.run_dir), "--out", str(out)], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((out / "evaluation.json").read_text())
+    assert report["num_examples"] == 360 and len(report["per_class"]) == 10
+    matrix = np.array(report["confusion_matrix"])
+    assert matrix.sum() == 360 and np.trace(matrix) / 360 == pytest.approx(report["top1"])
+    assert (out / "confusion_matrix.png").stat().st_size > 1000
+    best = keras.saving.load_model(short_run.run_dir / "best.keras")
+    assert best is not None and 0 <= report["top1"] <= 1 and report["top5"] >= report["top1"]
+
+
+MIRRORED = textwrap.dedent(
+    """
+    import json, sys, tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    from kerasarch import train
+    result = train.fit(epochs=1, strategy="mirrored", run_dir=sys.argv[1], verbose=0,
+                       batch_size=64)
+    print(json.dumps(result.metrics))
+    """
+)
+
+
+def test_mirrored_strategy_over_two_logical_cpus(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-c", MIRRORED, str(tmp_path / "run")], capture_output=True, text=True,
+        timeout=600, cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "over 2 replica(s)" in proc.stdout
+    metrics = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert metrics["test_top1"] > 0.3  # one epoch learns something on both replicas
+
+
+@pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_runs_and_outputs_float32(precision, tmp_path):
+    result = train.fit(epochs=1, steps_per_epoch=5, precision=precision,
+                       run_dir=str(tmp_path / precision), verbose=0)
+    model = keras.saving.load_model(result.run_dir / "last.keras")
+    assert model.output.dtype == "float32"
+    assert model.get_layer("c1").compute_dtype == precision.split("_")[1]
+    if precision == "mixed_float16":
+        assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
+
+
+# --- transfer learning ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pretrained():
+    return kerasarch.resnet18(input_shape=(32, 32, 3), classes=1000)
+
+
+def _fit_a_little(model):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (16, 32, 32, 3)).astype("float32")
+    y = keras.utils.to_categorical(rng.integers(0, 3, 16), 3)
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="categorical_crossentropy")
+    model.fit(x, y, batch_size=8, epochs=2, verbose=0)
+
+
+def _weights_by_layer(model):
+    return {layer.name: [np.array(w) for w in layer.get_weights()] for layer in model.layers}
+
+
+def test_feature_extraction_leaves_the_backbone_bit_identical(pretrained):
+    before = _weights_by_layer(pretrained)
+    model = train.transfer(pretrained, 3, mode="feature_extraction")
+    head_before = [np.array(w) for w in model.get_layer("predictions").get_weights()]
+    _fit_a_little(model)
+    for layer in model.layers:
+        if layer.name in before and layer.name != "predictions":
+            for a, b in zip(before[layer.name], layer.get_weights(), strict=True):
+                np.testing.assert_array_equal(a, b)  # BatchNorm moving statistics included
+    head_after = model.get_layer("predictions").get_weights()
+    assert not np.array_equal(head_before[0], head_after[0])
+
+
+def test_fine_tuning_changes_only_the_unfrozen_layers():
+    backbone = kerasarch.resnet18(input_shape=(32, 32, 3), classes=1000)
+    before = _weights_by_layer(backbone)
+    del before["predictions"]  # the old head; the new one has the same name and must train
+    model = train.transfer(backbone, 3, mode="fine_tune", unfreeze="conv5_block2_2_conv")
+    _fit_a_little(model)
+    changed = {
+        layer.name for layer in model.layers
+        if layer.name in before and layer.weights and not all(
+            np.array_equal(a, b) for a, b in zip(before[layer.name], layer.get_weights(), strict=True)
+        )
+    }
+    assert changed == {"conv5_block2_2_conv"}  # its BatchNorm stays frozen
+    with pytest.raises(ValueError, match="unfreeze"):
+        train.transfer(backbone, 3, mode="fine_tune")
+
+
+def test_cli_fine_tune_from_a_weights_file(tmp_path, pretrained):
+    weights = tmp_path / "pretrained.weights.h5"
+    pretrained.save_weights(weights)
+    proc = _run(
+        ["train", "resnet18", "--weights", str(weights), "--fine-tune", "0", "--dataset", "digits",
+         "--epochs", "1", "--steps-per-epoch", "3", "--run-dir", str(tmp_path / "ft"),
+         "--verbose", "0"],
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    model = keras.saving.load_model(tmp_path / "ft" / "last.keras")
+    assert model.output_shape == (None, 10)
+    np.testing.assert_array_equal(
+        model.get_layer("conv1_conv").get_weights()[0],
+        pretrained.get_layer("conv1_conv").get_weights()[0],
+    )
