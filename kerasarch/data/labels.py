@@ -13,6 +13,7 @@ import importlib.resources
 import json
 
 import numpy as np
+import numpy.typing
 
 from kerasarch import weights
 
@@ -63,7 +64,9 @@ def imagenet_class_names() -> tuple[str, ...]:
     return tuple(name for _, name in imagenet_class_index())
 
 
-def decode_predictions(predictions, top: int = 5) -> list[list[tuple[str, str, float]]]:
+def decode_predictions(
+    predictions: np.typing.ArrayLike, top: int = 5
+) -> list[list[tuple[str, str, float]]]:
     """The `top` classes of each row of 1000-class ImageNet predictions.
 
     Like `keras.applications.imagenet_utils.decode_predictions`, for any kerasarch model

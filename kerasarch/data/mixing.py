@@ -18,7 +18,9 @@ def _beta(alpha: float, seed: tf.Tensor) -> tf.Tensor:
     return g[0] / tf.maximum(g[0] + g[1], 1e-12)
 
 
-def mixup(images: tf.Tensor, labels: tf.Tensor, alpha: float, seed: tf.Tensor):
+def mixup(
+    images: tf.Tensor, labels: tf.Tensor, alpha: float, seed: tf.Tensor
+) -> tuple[tf.Tensor, tf.Tensor]:
     """MixUp: `lam * x + (1 - lam) * x_partner`, labels likewise.
 
     Args:
@@ -36,7 +38,9 @@ def mixup(images: tf.Tensor, labels: tf.Tensor, alpha: float, seed: tf.Tensor):
     return images, labels
 
 
-def cutmix(images: tf.Tensor, labels: tf.Tensor, alpha: float, seed: tf.Tensor):
+def cutmix(
+    images: tf.Tensor, labels: tf.Tensor, alpha: float, seed: tf.Tensor
+) -> tuple[tf.Tensor, tf.Tensor]:
     """CutMix: paste a box of the partner image; labels weighted by the box's area.
 
     Args:
@@ -78,7 +82,7 @@ def mix_batch(
     seed: tf.Tensor,
     mixup_alpha: float = 0.0,
     cutmix_alpha: float = 0.0,
-):
+) -> tuple[tf.Tensor, tf.Tensor]:
     """MixUp, CutMix, or (when both alphas are > 0) one of the two, each with p = 0.5.
 
     Args:

@@ -22,6 +22,7 @@ import json
 import math
 import os
 import re
+import shutil
 from pathlib import Path
 
 import keras
@@ -48,6 +49,13 @@ def atomic_save_model(model: keras.Model, path: Path) -> None:
     """`model.save` to a temporary `.keras` file, then an atomic rename to `path`."""
     tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.keras")
     model.save(tmp)
+    os.replace(tmp, path)
+
+
+def atomic_copy(source: Path, path: Path) -> None:
+    """Copies `source` to `path` through a temporary file and an atomic rename."""
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+    shutil.copyfile(source, tmp)
     os.replace(tmp, path)
 
 
@@ -151,12 +159,14 @@ class RunFolder(keras.callbacks.Callback):
         name = f"epoch-{epoch + 1:04d}"
         state = {"epoch": epoch + 1, "history": self.history, "best_val_top1": self.best}
         score = row.get("val_top1")
-        if score is not None and score > self.best:
+        improved = score is not None and score > self.best
+        if improved:
             self.best = score
             state["best_val_top1"] = score
-            atomic_save_model(self.model, self.run_dir / "best.keras")
         atomic_write_bytes(folder / f"{name}.json", json.dumps(state, indent=1).encode())
         atomic_save_model(self.model, folder / f"{name}.keras")
+        if improved:  # a file copy of the checkpoint, cheaper than serializing again
+            atomic_copy(folder / f"{name}.keras", self.run_dir / "best.keras")
         for old in previous:
             old.unlink(missing_ok=True)
             old.with_suffix(".json").unlink(missing_ok=True)
