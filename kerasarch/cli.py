@@ -1,4 +1,4 @@
-"""The `kerasarch` command: `train`, `evaluate`, `models`, `info`, `data show`."""
+"""The `kerasarch` command: `train`, `evaluate`, `export`, `models`, `info`, `data show`."""
 
 from __future__ import annotations
 
@@ -42,6 +42,42 @@ def _cmd_train(args: argparse.Namespace) -> int:
         verbose=args.verbose,
     )
     print(json.dumps({"run_dir": str(result.run_dir), **result.metrics}))
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import keras
+
+    from kerasarch import export
+
+    target = Path(args.target)
+    class_names, image_size, crop = None, args.image_size, 0.875
+    if target.is_dir():
+        record = json.loads((target / "config.json").read_text())
+        class_names = record.get("classes")
+        image_size = image_size or record["config"].get("image_size")
+        crop = 1.0 if record["config"].get("dataset") == "digits" else crop
+        target = target / "best.keras" if (target / "best.keras").exists() else target / "last.keras"
+        default_out = Path(args.target) / "export"
+    else:
+        default_out = Path("export")
+    model = keras.saving.load_model(target)
+    if args.fold_batchnorm:
+        model = export.fold_batchnorm(model)
+    out = Path(args.out) if args.out else default_out
+    if args.format == "saved_model":
+        path = export.saved_model(
+            model, out, class_names=class_names, top_k=min(args.top_k, model.output_shape[-1]),
+            image_size=image_size, max_pixels=args.max_pixels, crop_fraction=crop,
+        )
+    else:
+        path = export.litert(model, out / f"{model.name}-{args.quantization}.tflite",
+                             quantization=args.quantization)
+    size = sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file()) if Path(path).is_dir() \
+        else Path(path).stat().st_size
+    print(f"Exported {target} as {args.format} to {path} ({size / 2 ** 20:.1f} MiB)")
     return 0
 
 
@@ -161,6 +197,19 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="show a model's metadata as JSON")
     info.add_argument("name")
     info.set_defaults(func=_cmd_info)
+    exporter = sub.add_parser("export", help="export for TF Serving (SavedModel) or devices (LiteRT)")
+    exporter.add_argument("target", help="a run folder or a .keras model file")
+    exporter.add_argument("--format", default="saved_model", choices=("saved_model", "litert"))
+    exporter.add_argument("--out", default=None,
+                          help="TF Serving base path / LiteRT folder (default RUN_DIR/export)")
+    exporter.add_argument("--quantization", default="float32", choices=("float32", "float16", "int8"))
+    exporter.add_argument("--fold-batchnorm", action="store_true",
+                          help="fold BatchNorm into the convolutions first (inference only)")
+    exporter.add_argument("--top-k", type=int, default=5)
+    exporter.add_argument("--image-size", type=int, default=None)
+    exporter.add_argument("--max-pixels", type=int, default=50_000_000,
+                          help="largest image (from its header) the string signature accepts")
+    exporter.set_defaults(func=_cmd_export)
     evaluate = sub.add_parser("evaluate", help="top-1/top-5, per-class accuracy, confusion matrix")
     evaluate.add_argument("target", help="a run folder or a .keras model file")
     evaluate.add_argument("--dataset", default=None, help="default: the run's dataset")

@@ -86,9 +86,12 @@ def test_saved_outputs_predict_like_the_reported_accuracy(default_run):
     model = keras.saving.load_model(run_dir / "last.keras", safe_mode=True)
     keras_probs = model.predict(images, verbose=0)
     assert (keras_probs.argmax(-1) == labels).mean() == pytest.approx(metrics["test_top1"], abs=1e-6)
-    served = tf.saved_model.load(str(run_dir / "saved_model"))
-    served_probs = served.serve(tf.constant(images, tf.float32)).numpy()
-    np.testing.assert_allclose(served_probs, keras_probs, atol=1e-5)
+    # the TF Serving export takes RGB uint8 of any size and gives the same probabilities
+    served = tf.saved_model.load(str(run_dir / "serving" / "lenet5" / "1"))
+    rgb = np.repeat(images, 3, axis=-1)
+    outputs = served.signatures["predict_images"](images=tf.constant(rgb))
+    np.testing.assert_allclose(outputs["probabilities"].numpy(), keras_probs, atol=1e-4)
+    assert outputs["top_k_labels"].numpy()[0, 0].decode() == str(keras_probs[0].argmax())
 
 
 def _cli(*args, timeout=300):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -154,7 +155,7 @@ def short_run(tmp_path_factory):
 def test_run_folder_contents(short_run):
     run_dir = short_run.run_dir
     for name in ("config.json", "history.csv", "curves.png", "best.keras", "last.keras",
-                 "metrics.json", "saved_model"):
+                 "metrics.json", "serving/lenet5/1/saved_model.pb"):
         assert (run_dir / name).exists(), name
     config = json.loads((run_dir / "config.json").read_text())
     assert config["resolved"]["label_smoothing"] == 0.1 and config["resolved"]["schedule"] == "cosine"
@@ -276,3 +277,77 @@ def test_cli_fine_tune_from_a_weights_file(tmp_path, pretrained):
         model.get_layer("conv1_conv").get_weights()[0],
         pretrained.get_layer("conv1_conv").get_weights()[0],
     )
+
+
+# --- multi-worker: two real processes on loopback ------------------------------------------
+
+WORKER = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    from kerasarch import train
+    run_dir, strategy, loop, weights_out = sys.argv[1:5]
+    result = train.fit(epochs=2, steps_per_epoch=12, batch_size=64, augment=None,
+                       strategy=strategy, loop=loop, run_dir=run_dir, verbose=0)
+    np.savez(weights_out, *result.model.get_weights())
+    print("METRICS " + json.dumps(result.metrics))
+    """
+)
+
+
+def _free_ports(count):
+    import socket
+
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def _history_losses(run_dir):
+    rows = (run_dir / "history.csv").read_text().splitlines()
+    keys = rows[0].split(",")
+    return [float(r.split(",")[keys.index("loss")]) for r in rows[1:]]
+
+
+def test_multiworker_two_processes_match_a_single_process_run(tmp_path):
+    ports = _free_ports(2)
+    cluster = {"worker": [f"localhost:{p}" for p in ports]}
+    run_dir = tmp_path / "multi"
+    procs = []
+    for index in range(2):
+        env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster,
+                                                      "task": {"type": "worker", "index": index}})}
+        procs.append(subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(run_dir), "auto", "auto",
+             str(tmp_path / f"worker{index}.npz")],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        ))
+    outputs = [p.communicate(timeout=900) for p in procs]
+    for proc, (_, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err[-4000:]
+    assert "over 2 replica(s)" in outputs[0][0]
+    # both workers end with identical weights
+    w0, w1 = np.load(tmp_path / "worker0.npz"), np.load(tmp_path / "worker1.npz")
+    assert len(w0.files) == len(w1.files) > 0
+    for key in w0.files:
+        np.testing.assert_array_equal(w0[key], w1[key])
+    # only the chief (worker 0) wrote the run folder, and it is complete
+    assert (run_dir / "last.keras").exists() and (run_dir / "metrics.json").exists()
+
+    single_dir = tmp_path / "single"
+    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+    single = subprocess.run(
+        [sys.executable, "-c", WORKER, str(single_dir), "default", "fit",
+         str(tmp_path / "single.npz")],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
+    )
+    assert single.returncode == 0, single.stderr[-4000:]
+    multi_loss, single_loss = _history_losses(run_dir), _history_losses(single_dir)
+    print(f"multi-worker losses {multi_loss}, single-process {single_loss}")
+    # the first epoch sees the same 12 global batches from the same initial weights
+    assert multi_loss[0] == pytest.approx(single_loss[0], rel=2e-3)
+    assert multi_loss[1] < multi_loss[0] and single_loss[1] < single_loss[0]

@@ -86,7 +86,9 @@ def train_transform(encoded: tf.Tensor, image_size: int, seed: tf.Tensor) -> tf.
     return tf.clip_by_value(image, 0.0, 255.0)
 
 
-def eval_transform(image: tf.Tensor, image_size: int) -> tf.Tensor:
+def eval_transform(
+    image: tf.Tensor, image_size: int, crop_fraction: float = CENTER_CROP_FRACTION
+) -> tf.Tensor:
     """Evaluation transform: resize the shorter side to `image_size / 0.875`, center crop.
 
     The exported serving signatures call this same function, so training-time evaluation
@@ -95,12 +97,13 @@ def eval_transform(image: tf.Tensor, image_size: int) -> tf.Tensor:
     Args:
         image: Decoded `uint8` or float `[height, width, 3]` image.
         image_size: Output height and width.
+        crop_fraction: The crop's share of the resized shorter side (1.0: no margin).
 
     Returns:
         `float32 [image_size, image_size, 3]` in `[0, 255]`.
     """
     shape = tf.cast(tf.shape(image)[:2], tf.float32)
-    target = tf.math.round(image_size / CENTER_CROP_FRACTION)
+    target = tf.math.round(image_size / crop_fraction)
     scale = target / tf.reduce_min(shape)
     resized_shape = tf.maximum(tf.cast(tf.math.round(shape * scale), tf.int32), image_size)
     image = tf.image.resize(
@@ -108,7 +111,7 @@ def eval_transform(image: tf.Tensor, image_size: int) -> tf.Tensor:
     )
     top = (resized_shape[0] - image_size) // 2
     left = (resized_shape[1] - image_size) // 2
-    image = tf.slice(image, [top, left, 0], [image_size, image_size, 3])
+    image = tf.slice(image, [top, left, 0], [image_size, image_size, tf.shape(image)[2]])
     return tf.clip_by_value(image, 0.0, 255.0)
 
 

@@ -8,6 +8,7 @@ moment leaves a usable checkpoint).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import time
@@ -18,13 +19,13 @@ import keras
 import tensorflow as tf
 
 from kerasarch import data, export, registry
-from kerasarch.train import recipes, run_folder, strategies
+from kerasarch.train import distributed, recipes, run_folder, strategies
 from kerasarch.train.schedules import WarmupSchedule
 from kerasarch.train.transfer import transfer
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 # Fields that may change when a run is resumed (they do not change what is trained).
-RESUMABLE_CHANGES = ("epochs", "verbose", "run_dir", "strategy", "data_dir")
+RESUMABLE_CHANGES = ("epochs", "verbose", "run_dir", "strategy", "data_dir", "loop")
 
 
 @dataclasses.dataclass
@@ -64,6 +65,9 @@ class TrainConfig:
         seed: Seed of initialization, shuffling, augmentation and the data split.
         run_dir: Output folder; default `runs/<model>-<dataset>-<timestamp>`.
         verbose: Keras verbosity (1: progress bars).
+        loop: `"fit"` (Keras `model.fit`), `"custom"` (`distributed.fit_distributed`) or
+            `"auto"`: the custom loop under `MultiWorkerMirroredStrategy`, where
+            `model.fit` fails in Keras 3.15, `fit` elsewhere.
     """
 
     model: str = "lenet5"
@@ -93,6 +97,7 @@ class TrainConfig:
     seed: int = 0
     run_dir: str | None = None
     verbose: int = 1
+    loop: str = "auto"
 
     def validate(self) -> None:
         """Raises `ValueError` naming the first bad field."""
@@ -106,6 +111,7 @@ class TrainConfig:
             "schedule": (None, *recipes.SCHEDULES),
             "precision": PRECISIONS,
             "strategy": strategies.STRATEGIES,
+            "loop": ("auto", "fit", "custom"),
         }
         for field, valid in choices.items():
             if getattr(self, field) not in valid:
@@ -124,6 +130,7 @@ class RunResult:
 
     run_dir: Path
     metrics: dict
+    model: keras.Model | None = None
 
 
 def default_splits(dataset: str) -> tuple[str, str, str]:
@@ -219,6 +226,14 @@ def _check_resume(run_dir: Path, config: TrainConfig) -> None:
         )
 
 
+def _prepare(x, y, one_hot: bool, classes: int, channels: int):
+    """Float pixels, grayscale to RGB where the model wants 3 channels, one-hot labels."""
+    x = tf.cast(x, tf.float32)
+    if x.shape[-1] == 1 and channels == 3:
+        x = tf.image.grayscale_to_rgb(x)
+    return x, (y if one_hot else tf.one_hot(y, classes))
+
+
 def _pipelines(config: TrainConfig, size: int, channels: int, replicas: int):
     train_split, val_split, test_split = default_splits(config.dataset)
     train_split = config.train_split or train_split
@@ -234,14 +249,9 @@ def _pipelines(config: TrainConfig, size: int, channels: int, replicas: int):
             mixup_alpha=config.mixup if role == "train" else 0.0,
             cutmix_alpha=config.cutmix if role == "train" else 0.0,
         )
-        classes = info.num_classes
-
-        def prepare(x, y, one_hot=info.one_hot, classes=classes):
-            x = tf.cast(x, tf.float32)
-            if x.shape[-1] == 1 and channels == 3:
-                x = tf.image.grayscale_to_rgb(x)
-            return x, (y if one_hot else tf.one_hot(y, classes))
-
+        prepare = functools.partial(
+            _prepare, one_hot=info.one_hot, classes=info.num_classes, channels=channels
+        )
         dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
         if role == "train" and replicas > 1:
             # every replica needs a batch: drop a last partial batch smaller than that
@@ -358,8 +368,19 @@ def fit(config: TrainConfig | None = None, callbacks: list | None = None, **over
     callbacks = [folder_callback, *(callbacks or [])]
     if chief:
         callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False))
+    custom = config.loop == "custom" or (
+        config.loop == "auto"
+        and isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+    )
     start = time.perf_counter()
-    if initial_epoch < config.epochs:
+    if initial_epoch < config.epochs and custom:
+        distributed.fit_distributed(
+            model, strategy, splits["train"].repeat(), config.epochs, steps,
+            global_batch_size=config.batch_size, label_smoothing=hp["label_smoothing"],
+            validation_data=splits.get("validation"), initial_epoch=initial_epoch,
+            callbacks=callbacks, verbose=config.verbose, show_progress=chief,
+        )
+    elif initial_epoch < config.epochs:
         model.fit(
             splits["train"].repeat() if config.steps_per_epoch else splits["train"],
             validation_data=splits.get("validation"),
@@ -379,7 +400,10 @@ def fit(config: TrainConfig | None = None, callbacks: list | None = None, **over
             f"(it was {hp['learning_rate']:g}) or use --precision float32."
         )
     evaluate_on = "test" if "test" in splits else "validation"
-    results = model.evaluate(splits[evaluate_on], verbose=0, return_dict=True)
+    if custom:
+        results = distributed.evaluate_distributed(model, strategy, splits[evaluate_on])
+    else:
+        results = model.evaluate(splits[evaluate_on], verbose=0, return_dict=True)
     metrics = {
         f"{evaluate_on}_top1": float(results["top1"]),
         f"{evaluate_on}_top5": float(results["top5"]),
@@ -392,13 +416,17 @@ def fit(config: TrainConfig | None = None, callbacks: list | None = None, **over
         run_folder.atomic_save_model(model, run_dir / "last.keras")
         if not (run_dir / "best.keras").exists():
             run_folder.atomic_save_model(model, run_dir / "best.keras")
-        export.saved_model(model, run_dir / "saved_model")
+        export.saved_model(
+            model, run_dir / "serving", class_names=infos["train"].class_names,
+            top_k=min(5, classes), image_size=size, version=1,
+            crop_fraction=1.0 if config.dataset == "digits" else 0.875,
+        )
         run_folder.atomic_write_bytes(run_dir / "metrics.json", json.dumps(metrics, indent=2).encode())
     top1 = metrics[f"{evaluate_on}_top1"]
     print(
         f"{evaluate_on.capitalize()} top-1 {top1:.2%}, top-5 {metrics[f'{evaluate_on}_top5']:.2%} "
         f"({train_seconds:.1f} s of training). Saved {run_dir / 'last.keras'}, "
-        f"{run_dir / 'best.keras'} and {run_dir / 'saved_model'}.",
+        f"{run_dir / 'best.keras'} and the TF Serving export {run_dir / 'serving'}.",
         flush=True,
     )
-    return RunResult(run_dir=run_dir, metrics=metrics)
+    return RunResult(run_dir=run_dir, metrics=metrics, model=model)

@@ -1,0 +1,165 @@
+"""A training loop for `tf.distribute` strategies where `model.fit` does not work.
+
+Keras 3.15's `model.fit` fails under `MultiWorkerMirroredStrategy` (it cannot convert the
+strategy's `PerReplica` values), so multi-worker runs go through this loop. It keeps what
+`fit` gives a run: the same compiled optimizer (Keras' TF optimizer all-reduces gradients
+across replicas itself), the same loss and label smoothing, top-1/top-5 metrics, Keras
+callbacks (the run folder, the NaN guard, TensorBoard on the chief) and a progress bar.
+
+The loss is averaged over the *global* batch (`tf.nn.compute_average_loss`), so a step
+over N replicas computes the same update as one step over the whole batch on one device.
+Metrics are summed across replicas as counts, so they do not depend on how the batch was
+split.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+
+def _distribute(strategy: tf.distribute.Strategy, dataset: tf.data.Dataset):
+    options = tf.data.Options()
+    # Every worker reads the same seeded order and keeps its share of each global batch.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return strategy.experimental_distribute_dataset(dataset.with_options(options))
+
+
+def fit_distributed(
+    model: keras.Model,
+    strategy: tf.distribute.Strategy,
+    train_data: tf.data.Dataset,
+    epochs: int,
+    steps_per_epoch: int,
+    global_batch_size: int,
+    label_smoothing: float = 0.0,
+    validation_data: tf.data.Dataset | None = None,
+    initial_epoch: int = 0,
+    callbacks: list | None = None,
+    verbose: int = 1,
+    show_progress: bool = True,
+) -> list[dict]:
+    """Trains a compiled model with a custom loop under `strategy`.
+
+    Args:
+        model: A model compiled (under `strategy.scope()`) with its optimizer.
+        strategy: The distribution strategy.
+        train_data: Batches of `(images, one-hot labels)` at the global batch size,
+            repeated or at least `steps_per_epoch` long.
+        epochs: Last epoch (exclusive upper bound, as in `fit`).
+        steps_per_epoch: Steps per epoch, the same on every worker.
+        global_batch_size: Examples per step over all replicas.
+        label_smoothing: Cross-entropy label smoothing.
+        validation_data: Evaluation batches (optional).
+        initial_epoch: Epoch to start from (a resumed run).
+        callbacks: Keras callbacks, driven as `fit` drives them.
+        verbose: 1 for a progress bar, 2 for a line per epoch, 0 for none.
+        show_progress: False on non-chief workers.
+
+    Returns:
+        The per-epoch logs.
+    """
+    optimizer = model.optimizer
+    replicas = strategy.num_replicas_in_sync
+    classes = model.output_shape[-1]
+    top_k = min(5, classes)
+
+    def counts(y, probs):
+        truth = tf.argmax(y, axis=-1)
+        top1 = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(probs, -1), truth), tf.float32))
+        top5 = tf.reduce_sum(tf.cast(tf.math.in_top_k(truth, tf.cast(probs, tf.float32), top_k), tf.float32))
+        return top1, top5, tf.cast(tf.shape(y)[0], tf.float32)
+
+    def train_replica(x, y):
+        with tf.GradientTape() as tape:
+            probs = model(x, training=True)
+            per_example = keras.losses.categorical_crossentropy(
+                y, probs, label_smoothing=label_smoothing
+            )
+            loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
+            if model.losses:
+                loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
+            scaled = optimizer.scale_loss(loss) if hasattr(optimizer, "scale_loss") else loss
+        grads = tape.gradient(scaled, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+        return (tf.reduce_sum(per_example), *counts(y, probs))
+
+    def eval_replica(x, y):
+        probs = model(x, training=False)
+        per_example = keras.losses.categorical_crossentropy(y, probs)
+        return (tf.reduce_sum(per_example), *counts(y, probs))
+
+    def reduce(values):
+        return [strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for v in values]
+
+    @tf.function
+    def train_step(iterator):
+        return reduce(strategy.run(train_replica, args=next(iterator)))
+
+    @tf.function
+    def eval_step(batch):
+        return reduce(strategy.run(eval_replica, args=batch))
+
+    callback_list = keras.callbacks.CallbackList(
+        callbacks, add_history=False, add_progbar=verbose != 0 and show_progress,
+        model=model, verbose=verbose, epochs=epochs, steps=steps_per_epoch,
+    )
+    distributed_train = _distribute(strategy, train_data)
+    distributed_val = _distribute(strategy, validation_data) if validation_data is not None else None
+    history = []
+    model.stop_training = False
+    callback_list.on_train_begin()
+    del replicas
+    for epoch in range(initial_epoch, epochs):
+        callback_list.on_epoch_begin(epoch)
+        iterator = iter(distributed_train)
+        totals = [0.0, 0.0, 0.0, 0.0]
+        for step in range(steps_per_epoch):
+            callback_list.on_train_batch_begin(step)
+            values = [float(v) for v in train_step(iterator)]
+            totals = [a + b for a, b in zip(totals, values, strict=True)]
+            seen = max(totals[3], 1.0)
+            logs = {"loss": totals[0] / seen, "top1": totals[1] / seen, "top5": totals[2] / seen}
+            callback_list.on_train_batch_end(step, logs)
+            if model.stop_training:
+                break
+        if distributed_val is not None and not model.stop_training:
+            val = [0.0, 0.0, 0.0, 0.0]
+            for batch in distributed_val:
+                val = [a + float(b) for a, b in zip(val, eval_step(batch), strict=True)]
+            seen = max(val[3], 1.0)
+            logs.update(val_loss=val[0] / seen, val_top1=val[1] / seen, val_top5=val[2] / seen)
+        callback_list.on_epoch_end(epoch, logs)
+        history.append({"epoch": epoch, **logs})
+        if model.stop_training:
+            break
+    callback_list.on_train_end()
+    return history
+
+
+def evaluate_distributed(
+    model: keras.Model, strategy: tf.distribute.Strategy, dataset: tf.data.Dataset
+) -> dict[str, float]:
+    """Loss, top-1 and top-5 of a model on `(images, one-hot labels)` batches under `strategy`."""
+    top_k = min(5, model.output_shape[-1])
+
+    def replica(x, y):
+        probs = tf.cast(model(x, training=False), tf.float32)
+        truth = tf.argmax(y, axis=-1)
+        return (
+            tf.reduce_sum(keras.losses.categorical_crossentropy(y, probs)),
+            tf.reduce_sum(tf.cast(tf.equal(tf.argmax(probs, -1), truth), tf.float32)),
+            tf.reduce_sum(tf.cast(tf.math.in_top_k(truth, probs, top_k), tf.float32)),
+            tf.cast(tf.shape(y)[0], tf.float32),
+        )
+
+    @tf.function
+    def step(batch):
+        values = strategy.run(replica, args=batch)
+        return [strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for v in values]
+
+    totals = [0.0, 0.0, 0.0, 0.0]
+    for batch in _distribute(strategy, dataset):
+        totals = [a + float(b) for a, b in zip(totals, step(batch), strict=True)]
+    seen = max(totals[3], 1.0)
+    return {"loss": totals[0] / seen, "top1": totals[1] / seen, "top5": totals[2] / seen}
