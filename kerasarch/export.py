@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -392,18 +393,24 @@ def litert(
             f"flatbuffer holds at most {FLATBUFFER_LIMIT / 2 ** 30:.2f} GiB. Use a smaller "
             "quantization ('float16', 'int8') or a smaller model."
         )
-    shape = [1, *model.input_shape[1:]]
-    function = tf.function(lambda x: model(x, training=False),
-                           input_signature=[tf.TensorSpec(shape, tf.float32)])
-    converter = tf.lite.TFLiteConverter.from_concrete_functions(
-        [function.get_concrete_function()], model
+    # Through a SavedModel with a fixed batch of 1: converting the concrete function
+    # directly captures the variables unreliably (NaN convolutions in TF 2.21).
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(
+        "serve", lambda x: model(x, training=False),
+        input_signature=[tf.TensorSpec([1, *model.input_shape[1:]], tf.float32, name="images")],
     )
-    if quantization == "float16":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.target_spec.supported_types = [tf.float16]
-    elif quantization == "int8":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    with tempfile.TemporaryDirectory() as tmp:
+        archive.write_out(tmp, verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(tmp, signature_keys=["serve"])
+        if quantization == "float16":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.target_spec.supported_types = [tf.float16]
+        elif quantization == "int8":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        flatbuffer = converter.convert()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(converter.convert())
+    path.write_bytes(flatbuffer)
     return path

@@ -104,6 +104,13 @@ def _check_input_shape(info: registry.ModelInfo, input_shape: Any, include_top: 
                 "input_shape", input_shape,
                 f"{info.name} needs height and width >= {info.min_size}.",
             )
+    smallest = info.min_size_with_top
+    if include_top and smallest and any(d is not None and d < smallest for d in shape[:2]):
+        raise _fail(
+            "input_shape", input_shape,
+            f"With include_top=True, {info.name} needs height and width >= {smallest}; "
+            f"use include_top=False for smaller inputs.",
+        )
     return shape
 
 

@@ -49,6 +49,8 @@ class ModelInfo:
         classes: Default number of classes of the head.
         min_size: Smallest spatial input size the backbone accepts.
         fixed_size_with_top: Whether `include_top=True` requires the native input size.
+        min_size_with_top: Smallest input size with the head, where it is larger than
+            `min_size` (None: the same).
     """
 
     name: str
@@ -62,6 +64,7 @@ class ModelInfo:
     classes: int = 1000
     min_size: int = 32
     fixed_size_with_top: bool = False
+    min_size_with_top: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Returns the metadata as plain JSON-serializable data."""

@@ -145,6 +145,12 @@ def test_too_small_input_is_refused(name, info):
     size = info.min_size - 1
     with pytest.raises(ValueError, match=rf"input_shape.*\({size}, {size}"):
         kerasarch.get_model(name, include_top=False, input_shape=(size, size, info.input_shape[2]))
+    if info.min_size_with_top:  # a head that needs more than the backbone
+        size = info.min_size_with_top - 1
+        with pytest.raises(ValueError, match=rf"include_top=True.*>= {size + 1}"):
+            kerasarch.get_model(name, input_shape=(size, size, info.input_shape[2]))
+        ok = kerasarch.get_model(name, input_shape=(size + 1, size + 1, info.input_shape[2]))
+        assert ok.predict(raw_images((size + 1, size + 1, 3)), verbose=0).shape == (2, info.classes)
 
 
 def test_keras_round_trip_safe_mode(name, info, tmp_path, request):

@@ -40,14 +40,19 @@ def _pool(x, name: str):
     input_shape=(224, 224, 3),
     preprocessing="torch",
     min_size=63,
+    # The head's adaptive pooling brings pool5 to 6x6; Keras' AdaptiveAveragePooling2D
+    # cannot upsample (torchvision's replicates), and pool5 is 6x6 from 223x223 on.
+    min_size_with_top=223,
     params=ParamCounts(61_100_840, 61_100_840, "torchvision 0.29 alexnet"),
 )
 def alexnet(**kwargs: Unpack[heads.ModelArgs]) -> keras.Model:
     """AlexNet (Krizhevsky et al., 2012), single-tower variant (61,100,840 parameters).
 
     Input: 224x224x3 raw RGB pixels in [0, 255], normalized in the graph with the ImageNet
-    mean and standard deviation (torchvision's convention). Any size >= 63 works, with or
-    without the head: an adaptive average pooling brings the last feature map to 6x6.
+    mean and standard deviation (torchvision's convention). Without the head any size >= 63
+    works; with it, sizes >= 223, where an adaptive average pooling brings the last feature
+    map to 6x6 (torchvision also accepts smaller inputs, replicating pool5's cells, which
+    Keras' adaptive pooling does not do).
 
     Departs from the 2012 paper: the paper split the network over two GPUs (two towers of
     48/128/192/192/128 filters that talk only at conv3 and the dense layers) with 96
