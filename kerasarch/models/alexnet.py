@@ -41,8 +41,8 @@ def _pool(x, name: str):
     preprocessing="torch",
     min_size=63,
     # The head's adaptive pooling brings pool5 to 6x6; Keras' AdaptiveAveragePooling2D
-    # cannot upsample (torchvision's replicates), and pool5 is 6x6 from 223x223 on.
-    min_size_with_top=223,
+    # fails on a 1x1 map (it handles 2x2 and up), and pool5 is 2x2 from 95x95 on.
+    min_size_with_top=95,
     params=ParamCounts(61_100_840, 61_100_840, "torchvision 0.29 alexnet"),
 )
 def alexnet(**kwargs: Unpack[heads.ModelArgs]) -> keras.Model:
@@ -50,9 +50,9 @@ def alexnet(**kwargs: Unpack[heads.ModelArgs]) -> keras.Model:
 
     Input: 224x224x3 raw RGB pixels in [0, 255], normalized in the graph with the ImageNet
     mean and standard deviation (torchvision's convention). Without the head any size >= 63
-    works; with it, sizes >= 223, where an adaptive average pooling brings the last feature
-    map to 6x6 (torchvision also accepts smaller inputs, replicating pool5's cells, which
-    Keras' adaptive pooling does not do).
+    works; with it, sizes >= 95: an adaptive average pooling brings the last feature map
+    to 6x6, and Keras' adaptive pooling cannot do that from a 1x1 map (smaller inputs),
+    which torchvision's can.
 
     Departs from the 2012 paper: the paper split the network over two GPUs (two towers of
     48/128/192/192/128 filters that talk only at conv3 and the dense layers) with 96
