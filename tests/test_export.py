@@ -280,3 +280,18 @@ def test_cli_export_both_formats(model, tmp_path):
     tflite = out / "resnet18-int8.tflite"
     float_size = sum(int(np.prod(w.shape)) for w in model.weights) * 4
     assert 0 < tflite.stat().st_size < float_size / 2  # int8 weights: about a quarter
+
+
+@pytest.mark.parametrize("quantization", ["float32", "float16"])
+def test_litert_agrees_with_keras_on_real_photos(quantization, tmp_path):
+    files = sorted((shared_data_or_skip() / "photos").glob("n0*.JPEG"))
+    keras.utils.set_random_seed(0)
+    model = kerasarch.resnet18()
+    pixels = np.stack([transforms.eval_transform_encoded(tf.constant(f.read_bytes()), 224).numpy()
+                       for f in files])
+    expected = model.predict(pixels, verbose=0).argmax(-1)
+    path = export.litert(model, tmp_path / f"resnet18-{quantization}.tflite", quantization)
+    agreement = np.mean(_run_litert(path, pixels).argmax(-1) == expected)
+    print(f"resnet18 {quantization}: {path.stat().st_size / 2**20:.1f} MiB, "
+          f"top-1 agreement {agreement:.2%} on {len(files)} photos")
+    assert agreement >= 0.99
