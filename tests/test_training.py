@@ -53,6 +53,23 @@ def test_linear_scaling_rule_for_sgd_not_for_adam():
     assert hp["learning_rate"] == 1e-3  # Adam: not scaled
 
 
+def test_recipe_schedules_follow_the_run_length():
+    from kerasarch.train.trainer import make_schedule
+
+    bit = train.resolve_hyperparameters(train.TrainConfig(model="bit_r50x1", batch_size=128))
+    assert bit["learning_rate"] == pytest.approx(0.003 * 128 / 512)
+    schedule = make_schedule(bit, steps_per_epoch=100, epochs=10)
+    assert schedule.warmup_steps == 50 and schedule.step_every == 300  # 5% and 30% of 1000
+    resnet = train.resolve_hyperparameters(train.TrainConfig(model="resnet50"))
+    schedule = make_schedule(resnet, steps_per_epoch=10, epochs=9)
+    assert schedule.step_every == 30  # every 30 of the paper's 90 epochs: a third of the run
+    given = train.resolve_hyperparameters(
+        train.TrainConfig(model="bit_r50x1", warmup_epochs=2, optimizer="rmsprop")
+    )
+    schedule = make_schedule(given, steps_per_epoch=10, epochs=9)
+    assert schedule.warmup_steps == 20 and given["learning_rate"] == pytest.approx(0.016 * 32 / 256)
+
+
 def test_warmup_schedules():
     step = train.WarmupSchedule(1.0, total_steps=100, warmup_steps=10, kind="step", step_every=30)
     values = [float(step(i)) for i in range(100)]

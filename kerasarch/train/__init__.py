@@ -1,6 +1,6 @@
 """Training: `fit(...)` runs (or resumes) one training job and writes its run folder."""
 
-from kerasarch.train.recipes import RECIPES, Recipe, recipe_for, scaled_lr
+from kerasarch.train.recipes import RECIPES, Recipe, recipe_for
 from kerasarch.train.run_folder import TrainingDivergedError
 from kerasarch.train.schedules import WarmupSchedule
 from kerasarch.train.strategies import make_strategy
@@ -18,6 +18,5 @@ __all__ = [
     "make_strategy",
     "recipe_for",
     "resolve_hyperparameters",
-    "scaled_lr",
     "transfer",
 ]

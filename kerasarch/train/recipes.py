@@ -28,10 +28,13 @@ class Recipe:
         base_lr: Learning rate at `base_batch_size`.
         base_batch_size: The batch size `base_lr` was given for.
         schedule: `"constant"`, `"step"` or `"cosine"`.
-        step_epochs: For `"step"`: divide the rate by `step_factor` every this many epochs
-            (as a fraction of the run, so short runs keep the shape: 30 of 90 -> 1/3).
+        step_epochs: For `"step"`: divide the rate by `step_factor` every this many of the
+            paper's `epochs`; a run of another length keeps the shape (30 of 90: every
+            third of the run).
+        step_fraction: For `"step"`: divide every this fraction of the run instead.
         step_factor: Divisor of each step.
         warmup_epochs: Linear warmup from 0 over this many epochs.
+        warmup_fraction: Linear warmup over this fraction of the run instead.
         weight_decay: Decoupled weight decay (Keras optimizers' `weight_decay`).
         label_smoothing: Label smoothing of the cross-entropy.
         epochs: The paper's epoch count (for reference; `--epochs` decides).
@@ -43,8 +46,10 @@ class Recipe:
     base_batch_size: int
     schedule: str = "constant"
     step_epochs: float = 0.0
+    step_fraction: float = 0.0
     step_factor: float = 10.0
     warmup_epochs: float = 0.0
+    warmup_fraction: float = 0.0
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
     epochs: int = 0
@@ -73,10 +78,19 @@ RECIPES = {
         "weight decay 1e-4; the /10 every 30 epochs of 90 is torchvision's reference",
     ),
     "bit": Recipe(
-        "sgd", 0.003, 512, schedule="step", step_epochs=0.3, warmup_epochs=0.05, epochs=0,
+        "sgd", 0.003, 512, schedule="step", step_fraction=0.3, warmup_fraction=0.05,
         source="Kolesnikov et al. 2019, BiT-HyperRule (fine-tuning): SGD momentum 0.9, lr "
         "0.003 at batch 512, linear warmup, /10 at 30%, 60%, 90% of the run, no weight decay",
     ),
+}
+
+
+# Where a user picks another optimizer than the recipe's: (base rate, its batch size).
+OPTIMIZER_DEFAULTS = {
+    "sgd": (0.1, 256),  # He et al. 2015 / Goyal et al. 2017
+    "adam": (1e-3, 256),  # Kingma and Ba's default (adaptive: not scaled)
+    "adamw": (1e-3, 256),  # Loshchilov and Hutter (adaptive: not scaled)
+    "rmsprop": (0.016, 256),  # Inception v3 / EfficientNet: 0.256 at batch 4096, linearly
 }
 
 
@@ -85,10 +99,3 @@ def recipe_for(model: str) -> tuple[str, Recipe]:
     family = registry.model_info(model).family
     key = "bit" if model.startswith("bit_") else family
     return key, RECIPES[key]
-
-
-def scaled_lr(recipe: Recipe, batch_size: int, optimizer: str | None = None) -> float:
-    """The learning rate for `batch_size`: linear scaling for SGD / RMSprop, else `base_lr`."""
-    if (optimizer or recipe.optimizer) in ADAPTIVE:
-        return recipe.base_lr
-    return recipe.base_lr * batch_size / recipe.base_batch_size

@@ -151,15 +151,17 @@ def resolve_hyperparameters(config: TrainConfig) -> dict[str, Any]:
     """The recipe's values where the config leaves `None`, and the scaled learning rate."""
     key, recipe = recipes.recipe_for(config.model)
     optimizer = config.optimizer or recipe.optimizer
+    if optimizer == recipe.optimizer:
+        base_lr, base_batch = recipe.base_lr, recipe.base_batch_size
+    else:
+        base_lr, base_batch = recipes.OPTIMIZER_DEFAULTS[optimizer]
     if config.learning_rate is not None:
         lr, rule = config.learning_rate, "given"
-    elif optimizer in recipes.ADAPTIVE or optimizer != recipe.optimizer:
-        lr = recipe.base_lr if optimizer == recipe.optimizer else recipes.RECIPES["lenet"].base_lr
-        rule = "recipe (adaptive optimizer: not scaled)"
+    elif optimizer in recipes.ADAPTIVE:
+        lr, rule = base_lr, "adaptive optimizer: base rate, not scaled"
     else:
-        lr = recipes.scaled_lr(recipe, config.batch_size, optimizer)
-        rule = (f"linear scaling: {recipe.base_lr} x {config.batch_size} / "
-                f"{recipe.base_batch_size}")
+        lr = base_lr * config.batch_size / base_batch
+        rule = f"linear scaling: {base_lr} x {config.batch_size} / {base_batch}"
     return {
         "recipe": key,
         "recipe_source": recipe.source,
@@ -168,8 +170,10 @@ def resolve_hyperparameters(config: TrainConfig) -> dict[str, Any]:
         "learning_rate_rule": rule,
         "schedule": config.schedule or recipe.schedule,
         "step_epochs": recipe.step_epochs,
+        "step_fraction": recipe.step_fraction,
         "step_factor": recipe.step_factor,
         "warmup_epochs": recipe.warmup_epochs if config.warmup_epochs is None else config.warmup_epochs,
+        "warmup_fraction": recipe.warmup_fraction if config.warmup_epochs is None else 0.0,
         "weight_decay": recipe.weight_decay if config.weight_decay is None else config.weight_decay,
         "label_smoothing": (
             recipe.label_smoothing if config.label_smoothing is None else config.label_smoothing
@@ -178,21 +182,26 @@ def resolve_hyperparameters(config: TrainConfig) -> dict[str, Any]:
     }
 
 
-def _optimizer(hp: dict, steps_per_epoch: int, epochs: int, precision: str):
+def make_schedule(hp: dict, steps_per_epoch: int, epochs: int) -> WarmupSchedule:
+    """The learning-rate schedule of resolved hyperparameters for a run of this length."""
     total = steps_per_epoch * epochs
-    step_epochs = hp["step_epochs"]
-    if 0 < step_epochs < 1:  # a fraction of the run (BiT-HyperRule)
-        step_every = int(round(step_epochs * total))
-    elif step_epochs and hp["recipe_epochs"]:  # the paper's epochs, scaled to this run
-        step_every = int(round(total * step_epochs / hp["recipe_epochs"]))
+    if hp["step_fraction"]:  # a fraction of the run (BiT-HyperRule)
+        step_every = int(round(hp["step_fraction"] * total))
+    elif hp["step_epochs"] and hp["recipe_epochs"]:  # the paper's epochs, scaled to this run
+        step_every = int(round(total * hp["step_epochs"] / hp["recipe_epochs"]))
     else:
-        step_every = int(round(step_epochs * steps_per_epoch))
-    warmup = hp["warmup_epochs"]
-    warmup_steps = int(round((warmup * total) if 0 < warmup < 1 and not hp["recipe_epochs"]
-                             else warmup * steps_per_epoch))
-    schedule = WarmupSchedule(
+        step_every = int(round(hp["step_epochs"] * steps_per_epoch))
+    if hp["warmup_fraction"]:
+        warmup_steps = int(round(hp["warmup_fraction"] * total))
+    else:
+        warmup_steps = int(round(hp["warmup_epochs"] * steps_per_epoch))
+    return WarmupSchedule(
         hp["learning_rate"], total, warmup_steps, hp["schedule"], step_every, hp["step_factor"]
     )
+
+
+def _optimizer(hp: dict, steps_per_epoch: int, epochs: int, precision: str):
+    schedule = make_schedule(hp, steps_per_epoch, epochs)
     decay = hp["weight_decay"] or None
     name = hp["optimizer"]
     if name == "sgd":
