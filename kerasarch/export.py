@@ -268,21 +268,6 @@ def _write_warmup(path: Path, size: int) -> None:
         writer.write(log_entry.SerializeToString())
 
 
-def keras_saved_model(model: keras.Model, path: str | os.PathLike) -> str:
-    """The model's own `serve` endpoint (its input tensor as is), via `keras.Model.export`.
-
-    Args:
-        model: The model.
-        path: Output folder.
-
-    Returns:
-        The folder written.
-    """
-    path = os.fspath(path)
-    model.export(path, format="tf_saved_model", verbose=False)
-    return path
-
-
 # --- BatchNorm folding ---------------------------------------------------------------------
 
 

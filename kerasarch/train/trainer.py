@@ -360,6 +360,9 @@ def fit(config: TrainConfig | None = None, callbacks: list | None = None, **over
             record = {"config": dataclasses.asdict(config), "resolved": hp,
                       "replicas": replicas, "classes": list(infos["train"].class_names)}
             run_folder.atomic_write_bytes(run_dir / "config.json", json.dumps(record, indent=2).encode())
+    already_done = bool(resume) and initial_epoch >= config.epochs
+    if already_done:
+        print(f"{run_dir} holds a finished run ({initial_epoch} epochs); evaluating it again.")
     print(
         f"{'Resuming' if resume else 'Training'} {config.model} on {config.dataset} "
         f"({classes} classes, {infos['train'].num_examples} training images) "
@@ -425,11 +428,12 @@ def fit(config: TrainConfig | None = None, callbacks: list | None = None, **over
         run_folder.atomic_save_model(model, run_dir / "last.keras")
         if not (run_dir / "best.keras").exists():
             run_folder.atomic_save_model(model, run_dir / "best.keras")
-        export.saved_model(
-            model, run_dir / "serving", class_names=infos["train"].class_names,
-            top_k=min(5, classes), image_size=size, version=1,
-            crop_fraction=1.0 if config.dataset == "digits" else 0.875,
-        )
+        if not (already_done and (run_dir / "serving").exists()):
+            export.saved_model(  # a resumed run adds a version
+                model, run_dir / "serving", class_names=infos["train"].class_names,
+                top_k=min(5, classes), image_size=size,
+                crop_fraction=1.0 if config.dataset == "digits" else 0.875,
+            )
         run_folder.atomic_write_bytes(run_dir / "metrics.json", json.dumps(metrics, indent=2).encode())
     top1 = metrics[f"{evaluate_on}_top1"]
     print(
