@@ -295,3 +295,18 @@ def test_litert_agrees_with_keras_on_real_photos(quantization, tmp_path):
     print(f"resnet18 {quantization}: {path.stat().st_size / 2**20:.1f} MiB, "
           f"top-1 agreement {agreement:.2%} on {len(files)} photos")
     assert agreement >= 0.99
+
+
+def test_tf_serving_warmup_records(exported, served):
+    pytest.importorskip("tensorflow_serving", reason="tensorflow-serving-api is a dev extra")
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    records = exported[1] / "assets.extra" / "tf_serving_warmup_requests"
+    entries = list(tf.data.TFRecordDataset(str(records)).as_numpy_iterator())
+    assert len(entries) == 1
+    log_entry = prediction_log_pb2.PredictionLog.FromString(entries[0])
+    request = log_entry.predict_log.request
+    assert request.model_spec.signature_name == "serving_default"
+    images = tf.make_ndarray(request.inputs["images"])
+    out = served.signatures["serving_default"](images=tf.constant(images))
+    assert out["probabilities"].shape == (1, 10)

@@ -368,3 +368,10 @@ def test_multiworker_two_processes_match_a_single_process_run(tmp_path):
     # the first epoch sees the same 12 global batches from the same initial weights
     assert multi_loss[0] == pytest.approx(single_loss[0], rel=2e-3)
     assert multi_loss[1] < multi_loss[0] and single_loss[1] < single_loss[0]
+
+
+def test_jit_compiles_the_train_step_with_xla(tmp_path):
+    result = train.fit(epochs=1, steps_per_epoch=3, jit=True, run_dir=str(tmp_path / "jit"),
+                       verbose=0)
+    assert result.model.jit_compile is True
+    assert np.isfinite(result.metrics["test_loss"])
