@@ -351,6 +351,11 @@ def fit(config: TrainConfig | None = None, callbacks: list | None = None, **over
     finally:
         keras.config.set_dtype_policy(previous_policy)
 
+    if config.jit and not model.jit_compile:
+        unsupported = [layer.name for layer in model.layers
+                       if not getattr(layer, "supports_jit", True)] or ["the augmentation"]
+        print(f"--jit: Keras compiles without XLA: {', '.join(unsupported)} does not support "
+              "it (Keras' random augmentation layers do not); try --augment none.")
     initial_epoch = resume[1]["epoch"] if resume else 0
     history = resume[1]["history"] if resume else []
     if chief:
