@@ -147,7 +147,9 @@ def load(
                 source="folder", skipped=index.skipped,
             )
         else:
-            opened = tfds_source.open_split(name, split, data_dir, download, shuffle_files=training)
+            opened = tfds_source.open_split(
+                name, split, data_dir, download, shuffle_files=training, seed=seed
+            )
             dataset = opened.dataset
             info = DatasetInfo(
                 name, split, opened.class_names, opened.num_examples, (size, size, 3),

@@ -89,6 +89,7 @@ def open_split(
     directory: str | None = None,
     download: bool = True,
     shuffle_files: bool = False,
+    seed: int = 0,
 ) -> TfdsSource:
     """Opens a split of a tfds image-classification dataset as `(encoded image, label)`.
 
@@ -98,6 +99,7 @@ def open_split(
         directory: Data dir (see `data_dir`).
         download: Download and prepare the dataset when it is not in the data dir.
         shuffle_files: Shuffle the order of the record files (training).
+        seed: Seed of that file order, so a run is reproducible.
 
     Returns:
         The `TfdsSource`.
@@ -134,6 +136,7 @@ def open_split(
             split=split,
             as_supervised=True,
             shuffle_files=shuffle_files,
+            read_config=tfds.ReadConfig(shuffle_seed=seed),
             decoders={"image": tfds.decode.SkipDecoding()},
         )
 
