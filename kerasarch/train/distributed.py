@@ -25,6 +25,48 @@ def _distribute(strategy: tf.distribute.Strategy, dataset: tf.data.Dataset):
     return strategy.experimental_distribute_dataset(dataset.with_options(options))
 
 
+def _sums(y, probs, per_example_loss) -> tuple[tf.Tensor, ...]:
+    """(loss sum, top-1 hits, top-5 hits, examples) of one replica's batch."""
+    probs = tf.cast(probs, tf.float32)
+    truth = tf.argmax(y, axis=-1)
+    top_k = min(5, int(probs.shape[-1]))
+    return (
+        tf.reduce_sum(per_example_loss),
+        tf.reduce_sum(tf.cast(tf.equal(tf.argmax(probs, -1), truth), tf.float32)),
+        tf.reduce_sum(tf.cast(tf.math.in_top_k(truth, probs, top_k), tf.float32)),
+        tf.cast(tf.shape(y)[0], tf.float32),
+    )
+
+
+def _means(totals: list[float]) -> dict[str, float]:
+    seen = max(totals[3], 1.0)
+    return {"loss": totals[0] / seen, "top1": totals[1] / seen, "top5": totals[2] / seen}
+
+
+def make_evaluator(model: keras.Model, strategy: tf.distribute.Strategy):
+    """A function `dataset -> {"loss", "top1", "top5"}` that evaluates under `strategy`.
+
+    The step is traced once, so calling the evaluator every epoch costs no retracing.
+    """
+
+    def replica(x, y):
+        probs = model(x, training=False)
+        return _sums(y, probs, keras.losses.categorical_crossentropy(y, probs))
+
+    @tf.function
+    def step(batch):
+        values = strategy.run(replica, args=batch)
+        return [strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for v in values]
+
+    def evaluate(dataset: tf.data.Dataset) -> dict[str, float]:
+        totals = [0.0, 0.0, 0.0, 0.0]
+        for batch in _distribute(strategy, dataset):
+            totals = [a + float(b) for a, b in zip(totals, step(batch), strict=True)]
+        return _means(totals)
+
+    return evaluate
+
+
 def fit_distributed(
     model: keras.Model,
     strategy: tf.distribute.Strategy,
@@ -60,15 +102,6 @@ def fit_distributed(
         The per-epoch logs.
     """
     optimizer = model.optimizer
-    replicas = strategy.num_replicas_in_sync
-    classes = model.output_shape[-1]
-    top_k = min(5, classes)
-
-    def counts(y, probs):
-        truth = tf.argmax(y, axis=-1)
-        top1 = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(probs, -1), truth), tf.float32))
-        top5 = tf.reduce_sum(tf.cast(tf.math.in_top_k(truth, tf.cast(probs, tf.float32), top_k), tf.float32))
-        return top1, top5, tf.cast(tf.shape(y)[0], tf.float32)
 
     def train_replica(x, y):
         with tf.GradientTape() as tape:
@@ -82,34 +115,22 @@ def fit_distributed(
             scaled = optimizer.scale_loss(loss) if hasattr(optimizer, "scale_loss") else loss
         grads = tape.gradient(scaled, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
-        return (tf.reduce_sum(per_example), *counts(y, probs))
-
-    def eval_replica(x, y):
-        probs = model(x, training=False)
-        per_example = keras.losses.categorical_crossentropy(y, probs)
-        return (tf.reduce_sum(per_example), *counts(y, probs))
-
-    def reduce(values):
-        return [strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for v in values]
+        return _sums(y, probs, per_example)
 
     @tf.function
     def train_step(iterator):
-        return reduce(strategy.run(train_replica, args=next(iterator)))
+        values = strategy.run(train_replica, args=next(iterator))
+        return [strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for v in values]
 
-    @tf.function
-    def eval_step(batch):
-        return reduce(strategy.run(eval_replica, args=batch))
-
+    evaluate = make_evaluator(model, strategy)
     callback_list = keras.callbacks.CallbackList(
         callbacks, add_history=False, add_progbar=verbose != 0 and show_progress,
         model=model, verbose=verbose, epochs=epochs, steps=steps_per_epoch,
     )
     distributed_train = _distribute(strategy, train_data)
-    distributed_val = _distribute(strategy, validation_data) if validation_data is not None else None
     history = []
     model.stop_training = False
     callback_list.on_train_begin()
-    del replicas
     for epoch in range(initial_epoch, epochs):
         callback_list.on_epoch_begin(epoch)
         iterator = iter(distributed_train)
@@ -118,17 +139,12 @@ def fit_distributed(
             callback_list.on_train_batch_begin(step)
             values = [float(v) for v in train_step(iterator)]
             totals = [a + b for a, b in zip(totals, values, strict=True)]
-            seen = max(totals[3], 1.0)
-            logs = {"loss": totals[0] / seen, "top1": totals[1] / seen, "top5": totals[2] / seen}
+            logs = _means(totals)
             callback_list.on_train_batch_end(step, logs)
             if model.stop_training:
                 break
-        if distributed_val is not None and not model.stop_training:
-            val = [0.0, 0.0, 0.0, 0.0]
-            for batch in distributed_val:
-                val = [a + float(b) for a, b in zip(val, eval_step(batch), strict=True)]
-            seen = max(val[3], 1.0)
-            logs.update(val_loss=val[0] / seen, val_top1=val[1] / seen, val_top5=val[2] / seen)
+        if validation_data is not None and not model.stop_training:
+            logs.update({f"val_{k}": v for k, v in evaluate(validation_data).items()})
         callback_list.on_epoch_end(epoch, logs)
         history.append({"epoch": epoch, **logs})
         if model.stop_training:
@@ -141,25 +157,4 @@ def evaluate_distributed(
     model: keras.Model, strategy: tf.distribute.Strategy, dataset: tf.data.Dataset
 ) -> dict[str, float]:
     """Loss, top-1 and top-5 of a model on `(images, one-hot labels)` batches under `strategy`."""
-    top_k = min(5, model.output_shape[-1])
-
-    def replica(x, y):
-        probs = tf.cast(model(x, training=False), tf.float32)
-        truth = tf.argmax(y, axis=-1)
-        return (
-            tf.reduce_sum(keras.losses.categorical_crossentropy(y, probs)),
-            tf.reduce_sum(tf.cast(tf.equal(tf.argmax(probs, -1), truth), tf.float32)),
-            tf.reduce_sum(tf.cast(tf.math.in_top_k(truth, probs, top_k), tf.float32)),
-            tf.cast(tf.shape(y)[0], tf.float32),
-        )
-
-    @tf.function
-    def step(batch):
-        values = strategy.run(replica, args=batch)
-        return [strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for v in values]
-
-    totals = [0.0, 0.0, 0.0, 0.0]
-    for batch in _distribute(strategy, dataset):
-        totals = [a + float(b) for a, b in zip(totals, step(batch), strict=True)]
-    seen = max(totals[3], 1.0)
-    return {"loss": totals[0] / seen, "top1": totals[1] / seen, "top5": totals[2] / seen}
+    return make_evaluator(model, strategy)(dataset)
