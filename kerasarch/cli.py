@@ -199,9 +199,36 @@ def _cmd_models(args: argparse.Namespace) -> int:
         stub = Path(__file__).with_name("__init__.pyi")
         stub.write_text(registry.package_stub())
         print(f"Wrote the package's type stub (builder signatures for IDEs) to {stub}")
+        for page in _generated_pages():
+            print(f"Regenerated the model tables of {page}")
         return 0
     print(model_table(markdown=args.markdown))
     return 0
+
+
+def _replace_block(path: Path, marker: str, content: str) -> None:
+    text = path.read_text()
+    start = text.index(f"<!-- {marker}:start -->") + len(f"<!-- {marker}:start -->")
+    end = text.index(f"<!-- {marker}:end -->")
+    path.write_text(f"{text[:start]}\n{content}\n{text[end:]}")
+
+
+def _generated_pages() -> list[Path]:
+    """Rewrites the registry-generated blocks of a source checkout's README and docs.
+
+    Returns the pages written; none where the package is installed without its sources.
+    """
+    from kerasarch import registry
+
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "docs" / "api.md").exists():
+        return []
+    table = model_table(markdown=True, live=True)
+    pages = [root / "README.md", root / "docs" / "models.md"]
+    for page in pages:
+        _replace_block(page, "models", table)
+    _replace_block(root / "docs" / "api.md", "architectures", registry.api_reference())
+    return [*pages, root / "docs" / "api.md"]
 
 
 def _cmd_info(args: argparse.Namespace) -> int:

@@ -82,6 +82,24 @@ class Recipe:
 
 
 @dataclasses.dataclass(frozen=True)
+class PublishedAccuracy:
+    """A published ImageNet accuracy of one set of weights for a variant.
+
+    Attributes:
+        top1: ImageNet-1k validation top-1, in percent.
+        weights: Which weights it measures (`"keras.applications"`, `"torchvision"`,
+            `"paper"`, or a timm tag such as `"timm resnet18.a1_in1k"`).
+        source: Where the figure is published (a library's metadata or a paper's table).
+        image_size: The evaluation resolution, where the source gives it.
+    """
+
+    top1: float
+    weights: str
+    source: str
+    image_size: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class ModelInfo:
     """Metadata of one registered variant.
 
@@ -104,6 +122,8 @@ class ModelInfo:
         fixed_size_with_top: Whether `include_top=True` requires the native input size.
         min_size_with_top: Smallest input size with the head, where it is larger than
             `min_size` (None: the same).
+        accuracy: Published ImageNet top-1 figures of this variant's weights, each with
+            its source (`PublishedAccuracy`); empty where none is published.
     """
 
     name: str
@@ -120,6 +140,7 @@ class ModelInfo:
     min_size: int = 32
     fixed_size_with_top: bool = False
     min_size_with_top: int | None = None
+    accuracy: tuple[PublishedAccuracy, ...] = ()
 
     @property
     def imagenet_weights(self) -> bool:

@@ -69,7 +69,7 @@ def test_official_format_gives_keras_applications_predictions(name, tmp_path):
     path = tmp_path / f"{name}_legacy.h5"
     save_legacy_weights(reference, path)
     model = kerasarch.get_model(name, weights=path, classifier_activation=None)
-    images = raw_images((224, 224, 3), count=4)
+    images = raw_images(kerasarch.model_info(name).input_shape, count=4)  # native size
     expected = reference.predict(preprocess(images.astype("float32")), verbose=0)
     actual = model.predict(images, verbose=0)
     assert relative_max_difference(actual, expected) < 1e-4
