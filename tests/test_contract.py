@@ -14,6 +14,8 @@ import pytest
 import kerasarch
 from kerasarch import registry
 
+from conftest import forward
+
 
 @pytest.mark.parametrize(
     "kwargs, pattern",
@@ -48,7 +50,7 @@ def test_unknown_keyword_is_a_type_error():
 
 def test_logits_and_custom_classes():
     model = kerasarch.lenet5(classes=3, classifier_activation=None)
-    out = model.predict(np.zeros((2, 32, 32, 1), np.uint8), verbose=0)
+    out = forward(model, np.zeros((2, 32, 32, 1), np.uint8))
     assert out.shape == (2, 3)
     assert not np.allclose(out.sum(-1), 1.0)
 
@@ -63,7 +65,7 @@ def test_preprocessing_is_in_the_graph_and_can_be_left_out():
     # LeCun's normalization: background (0) -> -0.1, foreground (255) -> 1.175.
     normalized = (raw - 20.0) / 200.0
     np.testing.assert_allclose(
-        with_pre.predict(raw, verbose=0), without.predict(normalized, verbose=0), rtol=1e-5
+        forward(with_pre, raw), forward(without, normalized), rtol=1e-5
     )
 
 
@@ -107,7 +109,7 @@ def test_graph_does_not_depend_on_weights(tmp_path):
     loaded = kerasarch.lenet5(weights=path)
     assert loaded.get_config() == model.get_config()
     x = np.random.default_rng(1).integers(0, 256, (2, 32, 32, 1)).astype("uint8")
-    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    np.testing.assert_array_equal(forward(loaded, x), forward(model, x))
 
 
 def test_registry_lists_gets_and_describes():

@@ -17,7 +17,7 @@ import pytest
 import kerasarch
 from kerasarch.layers import AdaptiveAveragePooling2D
 
-from conftest import raw_images
+from conftest import forward, raw_images
 from legacy_h5 import save_legacy_weights
 
 SMALLEST = {"vgg16": 32, "alexnet": 63}
@@ -51,7 +51,7 @@ def test_adaptive_pooling_is_the_identity_at_the_grid_size_and_takes_unknown_siz
     for size in (1, 2, 13):
         x = np.random.default_rng(size).normal(size=(1, size, size, 4)).astype("float32")
         np.testing.assert_allclose(
-            model.predict(x, verbose=0), torch_adaptive_average_pool(x, 6), rtol=1e-5, atol=1e-6
+            forward(model, x), torch_adaptive_average_pool(x, 6), rtol=1e-5, atol=1e-6
         )
 
 
@@ -86,7 +86,7 @@ def test_head_builds_predicts_and_trains_at_lesson_sizes(name, size):
     info = kerasarch.model_info(name)
     fc_in = model.get_layer("predictions").kernel.shape[0]
     assert model.count_params() == info.params.total - (fc_in + 1) * (1000 - 10)
-    probs = model.predict(raw_images((size, size, 3), count=2), verbose=0)
+    probs = forward(model, raw_images((size, size, 3), count=2))
     assert probs.shape == (2, 10)
     np.testing.assert_allclose(probs.sum(axis=-1), 1.0, rtol=1e-4)
     loss, moved = _train_one_step(model, name, size)
@@ -101,7 +101,7 @@ def test_smallest_size_with_the_head_and_one_below(name):
     smallest = SMALLEST[name]
     assert kerasarch.model_info(name).min_size == smallest
     model = kerasarch.get_model(name, input_shape=(smallest, smallest, 3), classes=10)
-    out = model.predict(raw_images((smallest, smallest, 3), count=2), verbose=0)
+    out = forward(model, raw_images((smallest, smallest, 3), count=2))
     assert out.shape == (2, 10)
     del model
     gc.collect()
@@ -113,7 +113,7 @@ def test_smallest_size_with_the_head_and_one_below(name):
 def test_head_with_unknown_size_round_trips_through_keras_file(tmp_path):
     model = kerasarch.alexnet(input_shape=(None, None, 3), classes=5)
     images = {size: raw_images((size, size, 3), count=2, seed=size) for size in (63, 100, 224)}
-    expected = {size: model.predict(x, verbose=0) for size, x in images.items()}
+    expected = {size: forward(model, x) for size, x in images.items()}
     for out in expected.values():
         assert out.shape == (2, 5)
     path = tmp_path / "alexnet.keras"
@@ -121,7 +121,7 @@ def test_head_with_unknown_size_round_trips_through_keras_file(tmp_path):
     loaded = keras.saving.load_model(path, safe_mode=True)
     assert isinstance(loaded.get_layer("avgpool"), AdaptiveAveragePooling2D)
     for size, x in images.items():
-        np.testing.assert_allclose(loaded.predict(x, verbose=0), expected[size], rtol=1e-6)
+        np.testing.assert_allclose(forward(loaded, x), expected[size], rtol=1e-6)
 
 
 def test_official_vgg16_file_with_head_loads_at_another_size(tmp_path):
@@ -136,6 +136,6 @@ def test_official_vgg16_file_with_head_loads_at_another_size(tmp_path):
     gc.collect()
     model = kerasarch.vgg16(weights=path, input_shape=(160, 160, 3))
     np.testing.assert_array_equal(model.get_layer("fc1").kernel.numpy(), fc1)
-    probs = model.predict(raw_images((160, 160, 3), count=2), verbose=0)
+    probs = forward(model, raw_images((160, 160, 3), count=2))
     assert probs.shape == (2, 1000)
     np.testing.assert_allclose(probs.sum(axis=-1), 1.0, rtol=1e-4)

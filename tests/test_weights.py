@@ -18,7 +18,7 @@ import kerasarch
 from kerasarch import download, registry
 from kerasarch import weights as weights_lib
 
-from conftest import raw_images
+from conftest import forward, raw_images
 from legacy_h5 import save_legacy_weights, write_legacy_layers
 
 
@@ -70,12 +70,12 @@ def test_official_format_gives_keras_applications_predictions(name, tmp_path):
     save_legacy_weights(reference, path)
     model = kerasarch.get_model(name, weights=path, classifier_activation=None)
     images = raw_images(kerasarch.model_info(name).input_shape, count=4)  # native size
-    expected = reference.predict(preprocess(images.astype("float32")), verbose=0)
-    actual = model.predict(images, verbose=0)
+    expected = forward(reference, preprocess(images.astype("float32")))
+    actual = forward(model, images)
     assert relative_max_difference(actual, expected) < 1e-4
     # The same holds after softmax, the default head.
     del model
-    probs = kerasarch.get_model(name, weights=path).predict(images, verbose=0)
+    probs = forward(kerasarch.get_model(name, weights=path), images)
     np.testing.assert_allclose(probs, keras.ops.softmax(expected).numpy(), atol=1e-6)
     del reference
     gc.collect()
@@ -94,10 +94,10 @@ def test_notop_official_format_matches(vgg16_notop_file):
     reference, path = vgg16_notop_file
     model = kerasarch.vgg16(include_top=False, weights=path, input_shape=(128, 128, 3))
     images = raw_images((128, 128, 3), count=2)
-    expected = reference.predict(
-        keras.applications.vgg16.preprocess_input(images.astype("float32")), verbose=0
+    expected = forward(
+        reference, keras.applications.vgg16.preprocess_input(images.astype("float32"))
     )
-    assert relative_max_difference(model.predict(images, verbose=0), expected) < 1e-4
+    assert relative_max_difference(forward(model, images), expected) < 1e-4
 
 
 def test_mismatched_file_is_refused_with_the_layer_names(vgg16_notop_file):
@@ -151,10 +151,10 @@ def test_imagenet_loads_from_cache_and_refuses_a_wrong_hash(
     ))
     model = kerasarch.vgg16(weights="imagenet", include_top=False)
     images = raw_images((224, 224, 3), count=2)
-    expected = reference.predict(
-        keras.applications.vgg16.preprocess_input(images.astype("float32")), verbose=0
+    expected = forward(
+        reference, keras.applications.vgg16.preprocess_input(images.astype("float32"))
     )
-    assert relative_max_difference(model.predict(images, verbose=0), expected) < 1e-4
+    assert relative_max_difference(forward(model, images), expected) < 1e-4
 
     with open(cached, "r+b") as f:  # corrupt one byte
         f.seek(-1, 2)
@@ -226,4 +226,4 @@ def test_a_family_declared_mapping_applies_to_weights_by_path(lenet_and_renamed_
     replace_info(monkeypatch, "lenet5", imagenet=official)
     loaded = kerasarch.lenet5(weights=path)
     images = raw_images((32, 32, 1), count=2)
-    np.testing.assert_array_equal(loaded.predict(images, verbose=0), model.predict(images, verbose=0))
+    np.testing.assert_array_equal(forward(loaded, images), forward(model, images))
