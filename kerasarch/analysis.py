@@ -73,7 +73,13 @@ def _profile(model: keras.Model, image_size, batch_size: int, cmd: str):
     graph = forward.get_concrete_function(spec).graph
     builder = tf.compat.v1.profiler.ProfileOptionBuilder
     options = builder(builder.float_operation()).with_empty_output().build()
-    return tf.compat.v1.profiler.profile(graph=graph, run_meta=None, cmd=cmd, options=options)
+    logger = tf.get_logger()  # the profiler warns that its shape helper is deprecated
+    level = logger.level
+    logger.setLevel("ERROR")
+    try:
+        return tf.compat.v1.profiler.profile(graph=graph, run_meta=None, cmd=cmd, options=options)
+    finally:
+        logger.setLevel(level)
 
 
 def flops(
@@ -345,8 +351,13 @@ def summary(name_or_model: str | keras.Model, image_size: int | None = None) -> 
     )
 
 
-def _mib(n: int) -> str:
-    return f"{n / 2 ** 20:,.1f} MiB"
+def format_bytes(n: float) -> str:
+    """`n` bytes in binary units (`"24.5 MiB"`, `"27.0 KiB"`)."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return f"{n:,.1f} GiB"  # unreachable; keeps type checkers content
 
 
 def format_summary(result: Summary, layers: int | None = 10) -> str:
@@ -362,7 +373,7 @@ def format_summary(result: Summary, layers: int | None = 10) -> str:
     """
     shape = "x".join(map(str, result.input_shape))
     native = "x".join(map(str, result.native_input)) if result.native_input else "-"
-    memory = ", ".join(f"{_mib(b)} {dtype}" for dtype, b in result.weight_bytes.items()) or "0"
+    memory = ", ".join(f"{format_bytes(b)} {dtype}" for dtype, b in result.weight_bytes.items()) or "0"
     lines = [
         f"{result.name} at {shape} (native input {native})",
         f"  parameters      {result.params_total:,} total, {result.params_trainable:,} trainable, "
@@ -370,7 +381,7 @@ def format_summary(result: Summary, layers: int | None = 10) -> str:
         f"  FLOPs           {result.flops:,} ({result.flops / 1e9:.3f} GFLOPs; multiply-adds x2, "
         "TensorFlow profiler, inference, one image)",
         f"  weight memory   {memory}",
-        f"  peak activation {_mib(result.peak_activation_bytes)} at batch 1 (liveness walk over the "
+        f"  peak activation {format_bytes(result.peak_activation_bytes)} at batch 1 (liveness walk over the "
         "graph's tensors)",
         f"  depth           {result.depth} weight layers on the longest path ({result.weight_layers} "
         "in total)",
