@@ -62,12 +62,28 @@ def _input_spec(model: keras.Model, image_size: int | Sequence[int] | None, batc
     return tf.TensorSpec(shape, model.inputs[0].dtype)
 
 
+def _at_size(model: keras.Model, image_size: int | Sequence[int] | None) -> keras.Model:
+    """`model`, or its layers rebuilt on an `image_size` input where its own size differs.
+
+    The rebuilt layers have fresh weights, which nothing measured here depends on.
+    """
+    if image_size is None or len(model.inputs) != 1:
+        return model
+    size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    fixed = tuple(model.inputs[0].shape[1:3])
+    if None in fixed or fixed == size:
+        return model
+    inputs = keras.Input((*size, *model.inputs[0].shape[3:]), dtype=model.inputs[0].dtype)
+    return keras.models.clone_model(model, input_tensors=inputs)
+
+
 def _profile(model: keras.Model, image_size, batch_size: int, cmd: str):
     """TensorFlow's profiler report (`cmd` "op" or "scope") of one inference forward pass."""
     import tensorflow as tf
 
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}.")
+    model = _at_size(model, image_size)
     spec = _input_spec(model, image_size, batch_size)
     forward = tf.function(lambda images: model(images, training=False))
     graph = forward.get_concrete_function(spec).graph
@@ -183,6 +199,16 @@ def _graph(model: keras.Model) -> list[tuple[keras.layers.Layer, list, list]]:
                 "layers are each called once."
             ) from None
         steps.append((layer, inputs, outputs))
+    # A layer called twice shows only its first call's tensors: the second call's outputs
+    # are then read (or returned) without being produced by any step.
+    produced = {id(t) for _, _, outputs in steps for t in outputs}
+    read = [t for _, inputs, _ in steps for t in inputs] + _tensors(model.outputs)
+    if any(id(t) not in produced for t in read):
+        raise ValueError(
+            f"{model.name} calls a layer more than once (a shared layer) or holds tensors made "
+            "outside its layers; memory and depth need a functional model whose layers are each "
+            "called once."
+        )
     return steps
 
 
@@ -326,11 +352,7 @@ def summary(name_or_model: str | keras.Model, image_size: int | None = None) -> 
         name = name_or_model
     else:
         model, name = name_or_model, name_or_model.name
-        if image_size is not None and tuple(model.input_shape[1:3]) != (image_size, image_size):
-            # Memory and depth walk the built graph: the same layers rebuilt at the asked size
-            # (fresh weights, which nothing measured here depends on).
-            inputs = keras.Input((image_size, image_size, model.input_shape[-1]))
-            model = keras.models.clone_model(model, input_tensors=inputs)
+        model = _at_size(model, image_size)  # memory and depth walk the built graph
     per_layer = layer_flops(model)
     trainable = _count(model.trainable_weights)
     total = _count(model.weights)
