@@ -404,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
         return _print_help(parser)
     configure_logging(args.debug)
     # `train` without MODEL: the default (or, resuming, the run's); only a given name is checked
-    model = getattr(args, "model", None) if args.command == "train" else None
+    model = getattr(args, "model", None) if args.command in ("train", "summary") else None
     if model is not None and model not in models_metadata():
         print(f"kerasarch: error: {unknown_model_message(model)}", file=sys.stderr)
         return 2
