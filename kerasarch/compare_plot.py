@@ -72,7 +72,7 @@ def _place_labels(ax, points: list[tuple[str, float, float, float]], avoid: list
                 break
         _, text, box, gap, offset, ha, va = best
         taken.append(box)
-        if gap > 8:  # far from its bubble: draw a leader line
+        if gap > 2:  # away from its bubble: draw a leader line
             text.remove()
             ax.annotate(label, (x, y), xytext=offset, textcoords="offset points", ha=ha, va=va,
                         fontsize=8, arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "0.5",
@@ -127,10 +127,10 @@ def bubble_chart(data: dict[str, Any], png: str | Path, svg: str | Path) -> list
                                   title_fontsize=8)
         ax.add_artist(family_legend)
         sizes = [ax.scatter([], [], s=_area(int(p)), facecolors="none", edgecolors="0.4")
-                 for p in (10e6, 100e6, 1e9)]
-        legend = ax.legend(sizes, ["10M", "100M", "1B"], loc="lower right", fontsize=8,
-                           title="parameters", title_fontsize=8, labelspacing=2.2, borderpad=1.2,
-                           handletextpad=1.5)
+                 for p in (10e6, 100e6, 300e6)]
+        legend = ax.legend(sizes, ["10M", "100M", "300M"], loc="lower right", fontsize=8,
+                           title="parameters", title_fontsize=8, labelspacing=2.6, borderpad=1.6,
+                           handletextpad=1.8)
         fig.tight_layout()
         fig.canvas.draw()
         renderer = fig.canvas.get_renderer()

@@ -207,7 +207,8 @@ def caption(data: dict[str, Any]) -> str:
         f"ImageNet top-1 against GFLOPs per image at the native input (log scale; multiply-adds x2, "
         f"TensorFlow's profiler); bubble area proportional to parameters. {len(placed)} of "
         f"{len(data['models'])} models are placed: only a model with a published ImageNet top-1 "
-        "can be (its first figure in the table)."
+        "can be (its first figure in the table), and it is placed at its native input's GFLOPs "
+        "even where the figure was measured at another size (the table gives each figure's)."
     )
     if missing:
         text += " Not placed (no published top-1): " + ", ".join(f"`{n}`" for n in missing) + "."
