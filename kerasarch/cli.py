@@ -1,4 +1,4 @@
-"""The `kerasarch` command: `train`, `evaluate`, `predict`, `export`, `models`, `info`, `data show`.
+"""The `kerasarch` command: train, evaluate, predict, export, models, info, summary, compare, data.
 
 The parser, `--help`, `--version`, `models` and `info` import neither TensorFlow nor Keras:
 the registry's metadata is read from `_models.json` (regenerate it with
@@ -13,6 +13,7 @@ import json
 import sys
 from pathlib import Path
 
+from kerasarch.cli_analysis import add_parsers as add_analysis_parsers
 from kerasarch.cli_support import (
     METADATA_FILE,
     cli_message,
@@ -33,6 +34,8 @@ COMMANDS = {
     "export": "export for TF Serving (SavedModel) or devices (LiteRT)",
     "models": "list the registered models",
     "info": "show a model's metadata as JSON",
+    "summary": "parameters, FLOPs (total and per layer), memory, depth and published top-1 of a model",
+    "compare": "a table and a top-1 vs GFLOPs bubble chart of every registered model",
     "data show": "save a labelled grid of a dataset's images as PNG",
 }
 EXAMPLES = """examples:
@@ -276,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_export(sub)
     _add_evaluate(sub)
     _add_predict(sub)
+    add_analysis_parsers(sub, COMMANDS)
     _add_data(sub)
     return parser
 
@@ -382,7 +386,7 @@ def _print_help(parser: argparse.ArgumentParser) -> int:
 
 # --- running a command: TensorFlow's start-up, logging, errors ------------------------------
 
-NEEDS_TENSORFLOW = frozenset({"train", "evaluate", "predict", "export", "data"})
+NEEDS_TENSORFLOW = frozenset({"train", "evaluate", "predict", "export", "summary", "compare", "data"})
 
 
 def _command_parser(parser: argparse.ArgumentParser, command: str | None):
@@ -400,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
         return _print_help(parser)
     configure_logging(args.debug)
     # `train` without MODEL: the default (or, resuming, the run's); only a given name is checked
-    model = getattr(args, "model", None) if args.command == "train" else None
+    model = getattr(args, "model", None) if args.command in ("train", "summary") else None
     if model is not None and model not in models_metadata():
         print(f"kerasarch: error: {unknown_model_message(model)}", file=sys.stderr)
         return 2

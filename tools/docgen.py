@@ -232,29 +232,15 @@ def built_model(name: str):
     return kerasarch.get_model(name)
 
 
-def multiply_adds(model) -> int:
-    """Multiply-adds of one image through the convolution and dense layers of `model`.
+def flops(model) -> int:
+    """FLOPs of one image through `model` at its input size (`kerasarch.analysis.flops`).
 
-    Counted from the built layers: a convolution costs its kernel size times its output
-    positions, a dense layer its kernel size. Normalization, pooling and additions are
-    left out, as in the papers' and torchvision's figures.
+    TensorFlow's profiler counts the built graph, multiply-adds x2, normalization,
+    additions and the in-graph preprocessing included; see `kerasarch.analysis`.
     """
-    import keras
+    from kerasarch import analysis
 
-    total = 0
-    for layer in model.layers:
-        kernel = getattr(layer, "kernel", None)
-        if kernel is None:
-            continue
-        size = 1
-        for d in kernel.shape:
-            size *= int(d)
-        if isinstance(layer, keras.layers.Conv2D):
-            height, width = layer.output.shape[1:3]
-            total += size * int(height) * int(width)
-        elif isinstance(layer, keras.layers.Dense):
-            total += size
-    return total
+    return analysis.flops(model)
 
 
 def _shape(tensor) -> str:
@@ -276,7 +262,8 @@ def layer_table(name: str) -> str:
             f"{layer.count_params():,} |"
         )
     lines += ["", f"Total: {model.count_params():,} parameters; "
-              f"{multiply_adds(model):,} multiply-adds per image at its native input size."]
+              f"{flops(model) / 1e9:,.3f} GFLOPs per image at its native input size (multiply-adds x2, "
+              "counted by TensorFlow's profiler)."]
     return "\n".join(lines)
 
 
@@ -289,7 +276,7 @@ def diagram(name: str, first: str | None = None, last: str | None = None) -> tup
         last: Name of the last layer shown.
 
     Returns:
-        The PNG bytes and a caption naming the model, its parameters and multiply-adds.
+        The PNG bytes and a caption naming the model, its parameters and FLOPs.
     """
     import keras
 
@@ -307,8 +294,7 @@ def diagram(name: str, first: str | None = None, last: str | None = None) -> tup
                                dpi=64)
         png = path.read_bytes()
     size = "x".join(str(d) for d in model.input_shape[1:])
-    whole = (f"{model.count_params():,} parameters, {multiply_adds(model):,} multiply-adds per "
-             f"image at {size}")
+    whole = f"{model.count_params():,} parameters, {flops(model) / 1e9:,.3f} GFLOPs per image at {size}"
     if first and last:
         caption = f"`{name}` from `{first}` to `{last}` (the whole model: {whole})"
     else:

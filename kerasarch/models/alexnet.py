@@ -19,7 +19,7 @@ import keras
 
 from kerasarch import heads
 from kerasarch import layers as ka_layers
-from kerasarch.registry import ParamCounts, Recipe, register
+from kerasarch.registry import ParamCounts, PublishedAccuracy, Recipe, register
 
 RECIPE = Recipe(
     "sgd", 0.01, 128, schedule="step", step_epochs=30, weight_decay=5e-4, epochs=90,
@@ -51,6 +51,13 @@ def _pool(x, name: str):
     min_size=63,
     params=ParamCounts(61_100_840, 61_100_840, "torchvision 0.29 alexnet"),
     recipe=RECIPE,
+    accuracy=(
+        PublishedAccuracy(56.522, "torchvision V1", "torchvision 0.29 meta", 224),
+        PublishedAccuracy(59.3, "paper, one CNN", "Krizhevsky et al. 2012, Table 2 (ILSVRC-2012 val, "
+                          "top-1 error 40.7%)", 224),
+        PublishedAccuracy(63.3, "paper, ensemble of 7 CNNs", "Krizhevsky et al. 2012, Table 2 (two of "
+                          "the seven pre-trained on ImageNet Fall 2011)", 224),
+    ),
 )
 @heads.contract_docstring()
 def alexnet(*, include_top=True, weights=None, input_shape=None, pooling=None, classes=1000,

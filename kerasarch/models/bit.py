@@ -18,7 +18,7 @@ import keras
 
 from kerasarch import blocks, heads
 from kerasarch.models.resnet import DROP_PATH_DOC, Layout, ResNetConfig, build, conv, norm
-from kerasarch.registry import ParamCounts, Recipe, register
+from kerasarch.registry import ParamCounts, PublishedAccuracy, Recipe, register
 
 # GroupNorm(32) with PyTorch's and BiT's epsilon 1e-5 (Keras' GroupNormalization defaults
 # to 1e-3, which would shift every activation of the published weights), weight-
@@ -79,7 +79,13 @@ _COMMON = dict(
 _TIMM = "timm 1.0 resnetv2_{}_bit (trainable; GroupNorm has no moving statistics)"
 
 
-@register(**_COMMON, params=ParamCounts(25_549_352, 25_549_352, _TIMM.format("50x1")))
+@register(**_COMMON, params=ParamCounts(25_549_352, 25_549_352, _TIMM.format("50x1")),
+          accuracy=(
+              PublishedAccuracy(80.39, "timm resnetv2_50x1_bit.goog_in21k_ft_in1k",
+                                "timm results-imagenet.csv", 448),
+              PublishedAccuracy(82.82, "timm resnetv2_50x1_bit.goog_distilled_in1k",
+                                "timm results-imagenet.csv", 224),
+          ))
 @heads.contract_docstring(DROP_PATH_DOC)
 def bit_r50x1(*, include_top=True, weights=None, input_shape=None, pooling=None, classes=1000,
               classifier_activation="softmax", include_preprocessing=True, augmentation=None,
@@ -132,7 +138,9 @@ def bit_r152x2(*, include_top=True, weights=None, input_shape=None, pooling=None
     return build("bit_r152x2", CONFIGS["bit_r152x2"], locals())
 
 
-@register(**_COMMON, params=ParamCounts(936_533_224, 936_533_224, _TIMM.format("152x4")))
+@register(**_COMMON, params=ParamCounts(936_533_224, 936_533_224, _TIMM.format("152x4")),
+          accuracy=(PublishedAccuracy(87.5, "BiT-L (JFT-300M), fine-tuned",
+                                      "Kolesnikov et al. 2020 (BiT paper), BiT-L ImageNet top-1"),))
 @heads.contract_docstring(DROP_PATH_DOC)
 def bit_r152x4(*, include_top=True, weights=None, input_shape=None, pooling=None, classes=1000,
                classifier_activation="softmax", include_preprocessing=True, augmentation=None,

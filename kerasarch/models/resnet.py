@@ -29,7 +29,7 @@ import keras
 
 from kerasarch import blocks, heads
 from kerasarch import layers as ka_layers
-from kerasarch.registry import ParamCounts, Recipe, register
+from kerasarch.registry import ParamCounts, PublishedAccuracy, Recipe, register
 from kerasarch.weights import ImageNetWeights, keras_applications_file
 
 
@@ -272,7 +272,11 @@ _KA = "keras.applications 3.15"
 
 
 @register(paper=_V1, year=2015, preprocessing="torch", **_COMMON,
-          params=ParamCounts(11_699_112, 11_689_512, _TV))
+          params=ParamCounts(11_699_112, 11_689_512, _TV),
+          accuracy=(
+              PublishedAccuracy(69.758, "torchvision V1", "torchvision 0.29 meta", 224),
+              PublishedAccuracy(71.50, "timm resnet18.a1_in1k", "timm results-imagenet.csv", 224),
+          ))
 @heads.contract_docstring(DROP_PATH_DOC)
 def resnet18(*, include_top=True, weights=None, input_shape=None, pooling=None, classes=1000,
              classifier_activation="softmax", include_preprocessing=True, augmentation=None,
@@ -286,7 +290,10 @@ def resnet18(*, include_top=True, weights=None, input_shape=None, pooling=None, 
 
 
 @register(paper=_V1, year=2015, preprocessing="torch", **_COMMON,
-          params=ParamCounts(21_814_696, 21_797_672, _TV))
+          params=ParamCounts(21_814_696, 21_797_672, _TV),
+          accuracy=(
+              PublishedAccuracy(73.314, "torchvision V1", "torchvision 0.29 meta", 224),
+          ))
 @heads.contract_docstring(DROP_PATH_DOC)
 def resnet34(*, include_top=True, weights=None, input_shape=None, pooling=None, classes=1000,
              classifier_activation="softmax", include_preprocessing=True, augmentation=None,
@@ -301,7 +308,11 @@ def resnet34(*, include_top=True, weights=None, input_shape=None, pooling=None, 
 @register(paper=_V1, year=2015, preprocessing="caffe", twin="resnet.ResNet50", **_COMMON,
           imagenet=_keras_files("resnet50", "2cb95161c43110f7111970584f804107",
                                 "4d473c1dd8becc155b73f8504c6f6626"),
-          params=ParamCounts(25_636_712, 25_583_592, f"{_KA} ResNet50"))
+          params=ParamCounts(25_636_712, 25_583_592, f"{_KA} ResNet50"),
+          accuracy=(
+              PublishedAccuracy(76.130, "torchvision V1", "torchvision 0.29 meta", 224),
+              PublishedAccuracy(74.9, "keras.applications", "keras.io applications table", 224),
+          ))
 @heads.contract_docstring(DROP_PATH_DOC)
 def resnet50(*, include_top=True, weights=None, input_shape=None, pooling=None, classes=1000,
              classifier_activation="softmax", include_preprocessing=True, augmentation=None,
@@ -319,7 +330,11 @@ def resnet50(*, include_top=True, weights=None, input_shape=None, pooling=None, 
 @register(paper=_V1, year=2015, preprocessing="caffe", twin="resnet.ResNet101", **_COMMON,
           imagenet=_keras_files("resnet101", "f1aeb4b969a6efcfb50fad2f0c20cfc5",
                                 "88cf7a10940856eca736dc7b7e228a21"),
-          params=ParamCounts(44_707_176, 44_601_832, f"{_KA} ResNet101"))
+          params=ParamCounts(44_707_176, 44_601_832, f"{_KA} ResNet101"),
+          accuracy=(
+              PublishedAccuracy(77.374, "torchvision V1", "torchvision 0.29 meta", 224),
+              PublishedAccuracy(76.4, "keras.applications", "keras.io applications table", 224),
+          ))
 @heads.contract_docstring(DROP_PATH_DOC)
 def resnet101(*, include_top=True, weights=None, input_shape=None, pooling=None, classes=1000,
               classifier_activation="softmax", include_preprocessing=True, augmentation=None,
@@ -331,7 +346,11 @@ def resnet101(*, include_top=True, weights=None, input_shape=None, pooling=None,
 @register(paper=_V1, year=2015, preprocessing="caffe", twin="resnet.ResNet152", **_COMMON,
           imagenet=_keras_files("resnet152", "100835be76be38e30d865e96f2aaae62",
                                 "ee4c566cf9a93f14d82f913c2dc6dd0c"),
-          params=ParamCounts(60_419_944, 60_268_520, f"{_KA} ResNet152"))
+          params=ParamCounts(60_419_944, 60_268_520, f"{_KA} ResNet152"),
+          accuracy=(
+              PublishedAccuracy(78.312, "torchvision V1", "torchvision 0.29 meta", 224),
+              PublishedAccuracy(76.6, "keras.applications", "keras.io applications table", 224),
+          ))
 @heads.contract_docstring(DROP_PATH_DOC)
 def resnet152(*, include_top=True, weights=None, input_shape=None, pooling=None, classes=1000,
               classifier_activation="softmax", include_preprocessing=True, augmentation=None,
@@ -341,7 +360,11 @@ def resnet152(*, include_top=True, weights=None, input_shape=None, pooling=None,
 
 
 @register(paper=_WIDE, year=2016, preprocessing="torch", **_COMMON,
-          params=ParamCounts(68_951_464, 68_883_240, _TV))
+          params=ParamCounts(68_951_464, 68_883_240, _TV),
+          accuracy=(
+              PublishedAccuracy(78.468, "torchvision V1", "torchvision 0.29 meta", 224),
+              PublishedAccuracy(81.61, "timm wide_resnet50_2.tv2_in1k", "timm results-imagenet.csv", 224),
+          ))
 @heads.contract_docstring(DROP_PATH_DOC)
 def wide_resnet50_2(*, include_top=True, weights=None, input_shape=None, pooling=None, classes=1000,
                     classifier_activation="softmax", include_preprocessing=True, augmentation=None,
@@ -356,7 +379,10 @@ def wide_resnet50_2(*, include_top=True, weights=None, input_shape=None, pooling
 
 
 @register(paper=_WIDE, year=2016, preprocessing="torch", **_COMMON,
-          params=ParamCounts(127_024_552, 126_886_696, _TV))
+          params=ParamCounts(127_024_552, 126_886_696, _TV),
+          accuracy=(
+              PublishedAccuracy(78.848, "torchvision V1", "torchvision 0.29 meta", 224),
+          ))
 @heads.contract_docstring(DROP_PATH_DOC)
 def wide_resnet101_2(*, include_top=True, weights=None, input_shape=None, pooling=None, classes=1000,
                      classifier_activation="softmax", include_preprocessing=True, augmentation=None,
@@ -368,7 +394,10 @@ def wide_resnet101_2(*, include_top=True, weights=None, input_shape=None, poolin
 @register(paper=_V2, year=2016, preprocessing="tf", twin="resnet_v2.ResNet50V2", **_COMMON,
           imagenet=_keras_files("resnet50v2", "3ef43a0b657b3be2300d5770ece849e0",
                                 "fac2f116257151a9d068a22e544a4917"),
-          params=ParamCounts(25_613_800, 25_568_360, f"{_KA} ResNet50V2"))
+          params=ParamCounts(25_613_800, 25_568_360, f"{_KA} ResNet50V2"),
+          accuracy=(
+              PublishedAccuracy(76.0, "keras.applications", "keras.io applications table", 224),
+          ))
 @heads.contract_docstring(DROP_PATH_DOC)
 def resnet50v2(*, include_top=True, weights=None, input_shape=None, pooling=None, classes=1000,
                classifier_activation="softmax", include_preprocessing=True, augmentation=None,
@@ -384,7 +413,10 @@ def resnet50v2(*, include_top=True, weights=None, input_shape=None, pooling=None
 @register(paper=_V2, year=2016, preprocessing="tf", twin="resnet_v2.ResNet101V2", **_COMMON,
           imagenet=_keras_files("resnet101v2", "6343647c601c52e1368623803854d971",
                                 "c0ed64b8031c3730f411d2eb4eea35b5"),
-          params=ParamCounts(44_675_560, 44_577_896, f"{_KA} ResNet101V2"))
+          params=ParamCounts(44_675_560, 44_577_896, f"{_KA} ResNet101V2"),
+          accuracy=(
+              PublishedAccuracy(77.2, "keras.applications", "keras.io applications table", 224),
+          ))
 @heads.contract_docstring(DROP_PATH_DOC)
 def resnet101v2(*, include_top=True, weights=None, input_shape=None, pooling=None, classes=1000,
                 classifier_activation="softmax", include_preprocessing=True, augmentation=None,
@@ -396,7 +428,10 @@ def resnet101v2(*, include_top=True, weights=None, input_shape=None, pooling=Non
 @register(paper=_V2, year=2016, preprocessing="tf", twin="resnet_v2.ResNet152V2", **_COMMON,
           imagenet=_keras_files("resnet152v2", "a49b44d1979771252814e80f8ec446f9",
                                 "ed17cf2e0169df9d443503ef94b23b33"),
-          params=ParamCounts(60_380_648, 60_236_904, f"{_KA} ResNet152V2"))
+          params=ParamCounts(60_380_648, 60_236_904, f"{_KA} ResNet152V2"),
+          accuracy=(
+              PublishedAccuracy(78.0, "keras.applications", "keras.io applications table", 224),
+          ))
 @heads.contract_docstring(DROP_PATH_DOC)
 def resnet152v2(*, include_top=True, weights=None, input_shape=None, pooling=None, classes=1000,
                 classifier_activation="softmax", include_preprocessing=True, augmentation=None,

@@ -27,7 +27,7 @@ import keras
 
 from kerasarch import heads
 from kerasarch import layers as ka_layers
-from kerasarch.registry import ParamCounts, Recipe, register
+from kerasarch.registry import ParamCounts, PublishedAccuracy, Recipe, register
 from kerasarch.weights import ImageNetWeights, keras_applications_file
 
 
@@ -113,16 +113,18 @@ batch_norm (bool): Add BatchNorm after every convolution (torchvision's `vgg*_bn
 
 
 def _register(
-    variant: str, plain: ParamCounts, bn: ParamCounts, imagenet: ImageNetWeights | None = None
+    variant: str, plain: ParamCounts, bn: ParamCounts, imagenet: ImageNetWeights | None = None,
+    accuracy: tuple[PublishedAccuracy, ...] = (), bn_accuracy: tuple[PublishedAccuracy, ...] = (),
 ):
     def decorator(builder):
         twin = f"{variant}.{variant.upper()}" if imagenet else None
         register(
-            preprocessing="caffe", imagenet=imagenet, twin=twin, params=plain, **_COMMON
+            preprocessing="caffe", imagenet=imagenet, twin=twin, params=plain, accuracy=accuracy,
+            **_COMMON,
         )(heads.contract_docstring(_BATCH_NORM_DOC)(builder))
         register(
             name=f"{variant}_bn", preset={"batch_norm": True}, preprocessing="torch",
-            params=bn, **_COMMON,
+            params=bn, accuracy=bn_accuracy, **_COMMON,
         )(builder)
         return builder
 
@@ -133,6 +135,8 @@ def _register(
     "vgg11",
     ParamCounts(132_863_336, 132_863_336, "torchvision 0.29 vgg11"),
     ParamCounts(132_874_344, 132_868_840, _TV),
+    accuracy=(PublishedAccuracy(69.020, "torchvision V1", "torchvision 0.29 meta", 224),),
+    bn_accuracy=(PublishedAccuracy(70.370, "torchvision V1", "torchvision 0.29 meta", 224),),
 )
 def vgg11(*, batch_norm=False, include_top=True, weights=None, input_shape=None, pooling=None,
           classes=1000, classifier_activation="softmax", include_preprocessing=True,
@@ -151,6 +155,8 @@ def vgg11(*, batch_norm=False, include_top=True, weights=None, input_shape=None,
     "vgg13",
     ParamCounts(133_047_848, 133_047_848, "torchvision 0.29 vgg13"),
     ParamCounts(133_059_624, 133_053_736, _TV),
+    accuracy=(PublishedAccuracy(69.928, "torchvision V1", "torchvision 0.29 meta", 224),),
+    bn_accuracy=(PublishedAccuracy(71.586, "torchvision V1", "torchvision 0.29 meta", 224),),
 )
 def vgg13(*, batch_norm=False, include_top=True, weights=None, input_shape=None, pooling=None,
           classes=1000, classifier_activation="softmax", include_preprocessing=True,
@@ -167,6 +173,11 @@ def vgg13(*, batch_norm=False, include_top=True, weights=None, input_shape=None,
     ParamCounts(138_357_544, 138_357_544, "keras.applications 3.15 VGG16"),
     ParamCounts(138_374_440, 138_365_992, _TV),
     _keras_files("vgg16", "64373286793e3c8b2b4e3219cbf3544b", "6d6bbae143d832006294945121d1f1fc"),
+    accuracy=(
+        PublishedAccuracy(71.592, "torchvision V1", "torchvision 0.29 meta", 224),
+        PublishedAccuracy(71.3, "keras.applications", "keras.io applications table", 224),
+    ),
+    bn_accuracy=(PublishedAccuracy(73.360, "torchvision V1", "torchvision 0.29 meta", 224),),
 )
 def vgg16(*, batch_norm=False, include_top=True, weights=None, input_shape=None, pooling=None,
           classes=1000, classifier_activation="softmax", include_preprocessing=True,
@@ -185,6 +196,11 @@ def vgg16(*, batch_norm=False, include_top=True, weights=None, input_shape=None,
     ParamCounts(143_667_240, 143_667_240, "keras.applications 3.15 VGG19"),
     ParamCounts(143_689_256, 143_678_248, _TV),
     _keras_files("vgg19", "cbe5617147190e668d6c5d5026f83318", "253f8cb515780f3b799900260a226db6"),
+    accuracy=(
+        PublishedAccuracy(72.376, "torchvision V1", "torchvision 0.29 meta", 224),
+        PublishedAccuracy(71.3, "keras.applications", "keras.io applications table", 224),
+    ),
+    bn_accuracy=(PublishedAccuracy(74.218, "torchvision V1", "torchvision 0.29 meta", 224),),
 )
 def vgg19(*, batch_norm=False, include_top=True, weights=None, input_shape=None, pooling=None,
           classes=1000, classifier_activation="softmax", include_preprocessing=True,
