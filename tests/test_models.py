@@ -62,7 +62,11 @@ def builds():
     cache.models.clear()
 
 
-@pytest.fixture(scope="module", params=MODELS)
+# Under pytest-xdist (`--dist loadgroup`), all of one model's tests run in one worker, so
+# each worker builds a model once for all the tests that read it.
+@pytest.fixture(
+    scope="module", params=[pytest.param(m, marks=pytest.mark.xdist_group(m)) for m in MODELS]
+)
 def name(request):
     return request.param
 
