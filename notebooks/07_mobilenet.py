@@ -74,8 +74,8 @@ for m, n in [(32, 64), (128, 128), (512, 512), (1024, 1024)]:
     assert abs(sep / std - (1 / n + 1 / 9)) < 1e-9  # the profiler counts exactly the formula
 
 # %% [markdown]
-# The measured and predicted columns agree to the last digit: for wide layers the saving
-# approaches 9x, set by the 3x3 kernel, since `1/N` vanishes.
+# The measured and predicted columns agree to the printed digit (the cell asserts it):
+# for wide layers the saving approaches the 3x3 kernel's factor of 9, since `1/N` vanishes.
 #
 # ## Width multiplier and resolution
 #
@@ -97,8 +97,9 @@ for alpha in (0.25, 0.5, 0.75, 1.0):
     del model
 
 # %% [markdown]
-# The FLOP ratio tracks `alpha^2` closely; the parameter ratio stays above it because the
-# 1000-way classifier does not shrink with `alpha`.
+# The FLOP ratio follows `alpha^2` and stays a little above it at small widths (the stem
+# reads 3 input channels whatever `alpha` is); the parameter ratio stays further above it
+# because the 1000-way classifier does not shrink with `alpha`.
 #
 # Now resolution, with alpha 1: one backbone with a flexible input size, counted at the
 # paper's four sizes.
@@ -155,16 +156,23 @@ for name in MODELS:
 print(f"{'model':20} {'params':>11} {'GFLOPs':>7} {'ms':>7} {'ms per GFLOP':>12}")
 for name, p, f, ms in rows:
     print(f"{name:20} {p:11,d} {f / 1e9:7.3f} {ms:7.1f} {ms / (f / 1e9):12.1f}")
+reference = next(r for r in rows if r[0] == "resnet50")
+print()
+for name, _, f, ms in rows:
+    if name != "resnet50":
+        print(f"{name:20} {reference[2] / f:5.1f}x fewer FLOPs than resnet50, "
+              f"{reference[3] / ms:5.1f}x its speed")
+print("most FLOPs per millisecond:", min(rows, key=lambda r: r[3] / r[2])[0])
 
 # %% [markdown]
-# Read the last column. ResNet-50's dense 3x3 and 1x1 convolutions are the operations
-# CPU libraries are best at: it gets the most arithmetic done per millisecond. The
-# MobileNets run many fewer FLOPs, but a depthwise convolution does little arithmetic per
-# byte it reads, and CPU depthwise kernels are not as fast as their FLOP count suggests,
-# so each of their GFLOPs takes longer. The end-to-end latency ranking still favours the
-# MobileNets, by less than the FLOP ratio promises; v3's squeeze-excitation and
-# hard-swish add elementwise work that FLOP counts barely see. On a phone with tuned
-# depthwise kernels (the paper's setting), the gap closes.
+# The FLOP ratio and the speed ratio differ: a MobileNet is faster than ResNet-50 by less
+# than its FLOP count promises (compare the two columns the cell prints), and the model
+# that runs the most FLOPs per millisecond is named on the last line. Dense 3x3 and 1x1
+# convolutions are the operations CPU libraries are best at. A depthwise convolution does
+# little arithmetic per byte it reads, and CPU depthwise kernels are not as fast as their
+# FLOP count suggests; v3's squeeze-excitation and hard-swish add elementwise work that
+# FLOP counts barely see. On a phone with tuned depthwise kernels (the paper's setting),
+# the gap closes. Timings on a shared machine are noisy: the full mode takes more calls.
 
 # %%
 print(f"lesson run time: {time.perf_counter() - START:.0f} s ({'full' if FULL else 'quick'} mode)")
