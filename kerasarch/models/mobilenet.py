@@ -304,9 +304,9 @@ dropout (float): Dropout rate before the classifier (keras.applications' 1e-3)."
                                 "timm results-imagenet.csv (timm layout)", 224),),
 )
 @heads.contract_docstring(_V1_ARGS)
-def mobilenet(*, alpha=1.0, depth_multiplier=1, dropout=1e-3, include_top=True, weights=None,
-              input_shape=None, pooling=None, classes=1000, classifier_activation="softmax",
-              include_preprocessing=True, augmentation=None, name=None) -> keras.Model:
+def mobilenet(*, include_top=True, weights=None, input_shape=None, pooling=None, classes=1000,
+              classifier_activation="softmax", include_preprocessing=True, augmentation=None,
+              name=None, alpha=1.0, depth_multiplier=1, dropout=1e-3) -> keras.Model:
     """MobileNet v1 (Howard et al., 2017): thirteen depthwise-separable blocks, ReLU6.
 
     Graph- and weight-compatible with `keras.applications.MobileNet`: `weights="imagenet"`
@@ -336,9 +336,9 @@ alpha (float): Width multiplier; channels rounded to multiples of 8 (`make_divis
     ),
 )
 @heads.contract_docstring(_V2_ARGS)
-def mobilenet_v2(*, alpha=1.0, include_top=True, weights=None, input_shape=None, pooling=None,
-                 classes=1000, classifier_activation="softmax", include_preprocessing=True,
-                 augmentation=None, name=None) -> keras.Model:
+def mobilenet_v2(*, include_top=True, weights=None, input_shape=None, pooling=None, classes=1000,
+                 classifier_activation="softmax", include_preprocessing=True, augmentation=None,
+                 name=None, alpha=1.0) -> keras.Model:
     """MobileNet v2 (Sandler et al., 2018): inverted residuals with linear bottlenecks.
 
     Graph- and weight-compatible with `keras.applications.MobileNetV2`; `weights="imagenet"`

@@ -274,10 +274,10 @@ dropout_rate (float): Dropout before the logits (keras.applications' 0.2)."""
 @register(**_COMMON, twin="mobilenet_v3.MobileNetV3Small", imagenet=official_files("small", 1.0, False),
           params=ParamCounts(2_554_968, 2_542_856, f"{_KA} MobileNetV3Small"))
 @heads.contract_docstring(_ARGS)
-def mobilenet_v3_small(*, alpha=1.0, minimalistic=False, dropout_rate=0.2, include_top=True,
-                       weights=None, input_shape=None, pooling=None, classes=1000,
-                       classifier_activation="softmax", include_preprocessing=True,
-                       augmentation=None, name=None) -> keras.Model:
+def mobilenet_v3_small(*, include_top=True, weights=None, input_shape=None, pooling=None,
+                       classes=1000, classifier_activation="softmax", include_preprocessing=True,
+                       augmentation=None, name=None, alpha=1.0, minimalistic=False,
+                       dropout_rate=0.2) -> keras.Model:
     """MobileNet v3 Small (Howard et al., 2019): eleven bottlenecks, SE and hard-swish.
 
     Graph- and weight-compatible with `keras.applications.MobileNetV3Small`:
@@ -296,10 +296,10 @@ def mobilenet_v3_small(*, alpha=1.0, minimalistic=False, dropout_rate=0.2, inclu
 @register(**_COMMON, twin="mobilenet_v3.MobileNetV3Large", imagenet=official_files("large", 1.0, False),
           params=ParamCounts(5_507_432, 5_483_032, f"{_KA} MobileNetV3Large"))
 @heads.contract_docstring(_ARGS)
-def mobilenet_v3_large(*, alpha=1.0, minimalistic=False, dropout_rate=0.2, include_top=True,
-                       weights=None, input_shape=None, pooling=None, classes=1000,
-                       classifier_activation="softmax", include_preprocessing=True,
-                       augmentation=None, name=None) -> keras.Model:
+def mobilenet_v3_large(*, include_top=True, weights=None, input_shape=None, pooling=None,
+                       classes=1000, classifier_activation="softmax", include_preprocessing=True,
+                       augmentation=None, name=None, alpha=1.0, minimalistic=False,
+                       dropout_rate=0.2) -> keras.Model:
     """MobileNet v3 Large (Howard et al., 2019): fifteen bottlenecks, SE and hard-swish.
 
     Graph- and weight-compatible with `keras.applications.MobileNetV3Large`; the head's
