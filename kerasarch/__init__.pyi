@@ -29,6 +29,11 @@ from kerasarch.models.bit import bit_r101x3 as bit_r101x3
 from kerasarch.models.bit import bit_r152x2 as bit_r152x2
 from kerasarch.models.bit import bit_r152x4 as bit_r152x4
 from kerasarch.models.lenet import lenet5 as lenet5
+from kerasarch.models.mobilenet import mobilenet as mobilenet
+def mobilenet_025(*, include_top=True, weights=None, input_shape=None, pooling=None, classes=1000, classifier_activation='softmax', include_preprocessing=True, augmentation=None, name=None, depth_multiplier=1, dropout=0.001) -> keras.Model: ...
+from kerasarch.models.mobilenet import mobilenet_v2 as mobilenet_v2
+from kerasarch.models.mobilenet_v3 import mobilenet_v3_small as mobilenet_v3_small
+from kerasarch.models.mobilenet_v3 import mobilenet_v3_large as mobilenet_v3_large
 from kerasarch.models.vgg import vgg11 as vgg11
 def vgg11_bn(*, include_top=True, weights=None, input_shape=None, pooling=None, classes=1000, classifier_activation='softmax', include_preprocessing=True, augmentation=None, name=None) -> keras.Model: ...
 from kerasarch.models.vgg import vgg13 as vgg13

@@ -31,7 +31,9 @@ def twin_of(spec: str):
     """The keras.applications builder and preprocess function a twin spec names."""
     module_name, class_name = spec.split(".")
     module = getattr(keras.applications, module_name)
-    return getattr(module, class_name), module.preprocess_input
+    # keras.applications.mobilenet_v3 exports only preprocess_input; its builders are top-level.
+    builder = getattr(module, class_name, None) or getattr(keras.applications, class_name)
+    return builder, module.preprocess_input
 
 
 TWINS = twins()
