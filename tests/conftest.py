@@ -66,3 +66,26 @@ def cache_dir(tmp_path_factory, monkeypatch) -> Path:
     path = tmp_path_factory.mktemp("cache")
     monkeypatch.setenv("KERASARCH_CACHE_DIR", str(path))
     return path
+
+
+# Test modules whose parametrized tests are independent units for pytest-xdist: one group
+# per value of this parameter (a model, a lesson). Every other module is one group, so its
+# module- and session-scoped fixtures (a trained run, the docs site) are made once.
+SPLIT_BY = {"test_models": "name", "test_weights": "name", "test_notebooks": "source"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    """Puts each test in a pytest-xdist group (`--dist loadgroup`, set in pyproject.toml).
+
+    A group runs in one worker: a module's fixtures are made once, and all the tests of
+    one model run where it was built (tests/test_models.py's build cache is per worker).
+    Runs before xdist's own hook, which reads the groups.
+    """
+    for item in items:
+        module = item.module.__name__
+        group = module
+        callspec = getattr(item, "callspec", None)
+        if module in SPLIT_BY and callspec and SPLIT_BY[module] in callspec.params:
+            group = f"{module}:{callspec.params[SPLIT_BY[module]]}"
+        item.add_marker(pytest.mark.xdist_group(group))

@@ -62,11 +62,7 @@ def builds():
     cache.models.clear()
 
 
-# Under pytest-xdist (`--dist loadgroup`), all of one model's tests run in one worker, so
-# each worker builds a model once for all the tests that read it.
-@pytest.fixture(
-    scope="module", params=[pytest.param(m, marks=pytest.mark.xdist_group(m)) for m in MODELS]
-)
+@pytest.fixture(scope="module", params=MODELS)
 def name(request):
     return request.param
 
