@@ -1,4 +1,4 @@
-"""Inception v3 (Szegedy et al. 2015) and Inception-ResNet v2 (Szegedy et al. 2016).
+"""Inception v3 (Szegedy et al. 2015), and the Inception machinery Inception-ResNet v2 shares.
 
 Inception v3's Table 1 as the TF-slim release (and keras.applications) builds it, 299x299 in:
 
@@ -9,11 +9,8 @@ Inception v3's Table 1 as the TF-slim release (and keras.applications) builds it
     mixed8    reduction: 1x1-3x3/2 | 1x1-1x7-7x1-3x3/2 | maxpool 3/2               -> 8x8
     mixed9-10 2 x module E (Figure 7): 3x3 expanded into parallel 1x3 | 3x1        -> 8x8
 
-Inception-ResNet v2 (Figures 3, 9 and 16-20 of "Inception-v4, Inception-ResNet and the
-Impact of Residual Connections on Learning"), as keras.applications builds it: the same stem,
-module A (`mixed_5b`), 10 x block35, reduction `mixed_6a`, 20 x block17, reduction `mixed_7a`,
-10 x block8, a 1x1 convolution to 1536 channels (`conv_7b`). Each residual block adds its
-branches' 1x1-projected concatenation, scaled by 0.17 / 0.1 / 0.2, to its input.
+Inception-ResNet v2 (`kerasarch.models.inception_resnet`) reuses the stem, the units and
+the module machinery of this module.
 
 Every convolution is a unit: Conv2D without bias, BatchNorm without scale (a ReLU follows,
 so a scale would be redundant), ReLU. The branch widths are data (`Branch`, `Module`), the
@@ -27,10 +24,8 @@ from __future__ import annotations
 import dataclasses
 
 import keras
-from keras import ops
 
 from kerasarch import heads
-from kerasarch import layers as ka_layers
 from kerasarch.registry import ParamCounts, PublishedAccuracy, Recipe, register
 from kerasarch.weights import ImageNetWeights, keras_applications_file
 
@@ -82,15 +77,6 @@ class Module:
 
     name: str
     branches: tuple[Branch, ...]
-
-
-@dataclasses.dataclass(frozen=True)
-class ResidualBlock:
-    """An Inception-ResNet block: `input + scale * conv1x1(module(input))`, then ReLU."""
-
-    module: Module
-    scale: float
-    activation: bool = True
 
 
 # --- the modules, as in the papers' figures (widths as in keras.applications) ----------------
@@ -148,41 +134,6 @@ def module_e(name: str) -> Module:
     ))
 
 
-def reduction_c(name: str) -> Module:
-    """Inception-ResNet v2's 17x17 -> 8x8 reduction (`mixed_7a`, Figure 18)."""
-    return Module(name, (
-        Branch("branch3x3a", (Conv(256, 1), Conv(384, 3, strides=2, padding="valid"))),
-        Branch("branch3x3b", (Conv(256, 1), Conv(288, 3, strides=2, padding="valid"))),
-        Branch("branch3x3dbl", (Conv(256, 1), Conv(288, 3), Conv(320, 3, strides=2, padding="valid"))),
-        Branch("branch_pool", pool="max"),
-    ))
-
-
-def block35(name: str) -> Module:
-    """Inception-ResNet-A's residual branches (Figure 16), 35x35."""
-    return Module(name, (
-        Branch("branch1x1", (Conv(32, 1),)),
-        Branch("branch3x3", (Conv(32, 1), Conv(32, 3))),
-        Branch("branch3x3dbl", (Conv(32, 1), Conv(48, 3), Conv(64, 3))),
-    ))
-
-
-def block17(name: str) -> Module:
-    """Inception-ResNet-B's residual branches (Figure 17), 17x17: 7x7 as 1x7 then 7x1."""
-    return Module(name, (
-        Branch("branch1x1", (Conv(192, 1),)),
-        Branch("branch7x7", (Conv(128, 1), Conv(160, (1, 7)), Conv(192, (7, 1)))),
-    ))
-
-
-def block8(name: str) -> Module:
-    """Inception-ResNet-C's residual branches (Figure 19), 8x8: 3x3 as 1x3 then 3x1."""
-    return Module(name, (
-        Branch("branch1x1", (Conv(192, 1),)),
-        Branch("branch3x3", (Conv(192, 1), Conv(224, (1, 3)), Conv(256, (3, 1)))),
-    ))
-
-
 # The stem both networks share (v3 Table 1's first rows); "pool" is a 3x3/2 max-pool.
 STEM = (
     Conv(32, 3, strides=2, padding="valid"), Conv(32, 3, padding="valid"), Conv(64, 3), "pool",
@@ -218,40 +169,8 @@ class InceptionV3Config:
         return tuple(dataclasses.replace(m, name=f"mixed{i}") for i, m in enumerate(modules))
 
 
-@dataclasses.dataclass(frozen=True)
-class InceptionResNetConfig:
-    """Inception-ResNet v2's stage table: residual blocks per grid and their scales."""
-
-    blocks35: int = 10
-    scale35: float = 0.17
-    blocks17: int = 20
-    scale17: float = 0.1
-    blocks8: int = 10
-    scale8: float = 0.2
-
-    def layout(self) -> tuple[Module | ResidualBlock, ...]:
-        """Modules and residual blocks in order, named as keras.applications names them.
-
-        The last block8 has scale 1 and no ReLU (keras.applications and the TF-slim release).
-        """
-        def stage(kind, make, count, scale):
-            return [ResidualBlock(make(f"{kind}_{i}"), scale) for i in range(1, count + 1)]
-
-        last = ResidualBlock(block8(f"block8_{self.blocks8}"), 1.0, activation=False)
-        return (
-            module_a("mixed_5b", 64, filters_1x1=96),
-            *stage("block35", block35, self.blocks35, self.scale35),
-            reduction_a("mixed_6a", (384, 256, 256, 384)),
-            *stage("block17", block17, self.blocks17, self.scale17),
-            reduction_c("mixed_7a"),
-            *stage("block8", block8, self.blocks8 - 1, self.scale8),
-            last,
-        )
-
-
 CONFIGS = {
     "inception_v3": InceptionV3Config(),
-    "inception_resnet_v2": InceptionResNetConfig(),
 }
 
 
@@ -270,7 +189,7 @@ def branch_units(module: str, branch: Branch) -> list[tuple[str, Conv]]:
     return units + [(f"{prefix}_{_kernel_name(conv)}", conv) for conv in branch.split]
 
 
-def unit_names(layout: tuple[Module | ResidualBlock, ...]) -> list[str]:
+def unit_names(layout: tuple) -> list[str]:
     """The layer-name prefixes of every Conv-BN unit of a network, in build order.
 
     The order is keras.applications' (stem, then each module branch by branch), so the
@@ -278,12 +197,12 @@ def unit_names(layout: tuple[Module | ResidualBlock, ...]) -> list[str]:
     """
     names = [f"stem{i}" for i, _ in enumerate((c for c in STEM if c != "pool"), start=1)]
     for item in layout:
-        module = item.module if isinstance(item, ResidualBlock) else item
+        module = getattr(item, "module", item)  # a residual block holds its module
         names += [name for branch in module.branches for name, _ in branch_units(module.name, branch)]
     return names
 
 
-def keras_layer_map(layout: tuple[Module | ResidualBlock, ...], first: int = 1) -> dict[str, str]:
+def keras_layer_map(layout: tuple, first: int = 1) -> dict[str, str]:
     """Official file layer name -> kerasarch layer name, for the auto-named units.
 
     keras.applications builds these units without names, so its files hold Keras' automatic
@@ -341,46 +260,6 @@ def inception_module(x, module: Module, output_name: str | None = None):
     return keras.layers.Concatenate(name=output_name or module.name)(outputs)
 
 
-@keras.saving.register_keras_serializable(package=ka_layers.PACKAGE)
-class ScaledResidual(keras.layers.Layer):
-    """`shortcut + scale * residual`: Inception-ResNet's residual scaling (paper sec. 3.3).
-
-    Scaling the residual by 0.1-0.3 before the addition kept the wide networks from dying
-    early in training. Called on `[shortcut, residual]`.
-
-    Args:
-        scale: The factor of the residual.
-        **kwargs: Base layer arguments.
-    """
-
-    def __init__(self, scale: float, **kwargs):
-        super().__init__(**kwargs)
-        self.scale = float(scale)
-
-    def call(self, inputs):
-        shortcut, residual = inputs
-        return ops.add(shortcut, ops.multiply(residual, self.scale))
-
-    def compute_output_shape(self, input_shape):
-        return input_shape[0]
-
-    def get_config(self):
-        config = super().get_config()
-        config["scale"] = self.scale
-        return config
-
-
-def residual_block(x, block: ResidualBlock):
-    """Branches, concatenation (`_mixed`), a 1x1 projection with bias (`_conv`), scaled add."""
-    name = block.module.name
-    mixed = inception_module(x, block.module, output_name=f"{name}_mixed")
-    up = keras.layers.Conv2D(x.shape[-1], 1, name=f"{name}_conv")(mixed)
-    x = ScaledResidual(block.scale, name=name)([x, up])
-    if block.activation:
-        x = keras.layers.Activation("relu", name=f"{name}_ac")(x)
-    return x
-
-
 def stem(x):
     """The shared stem: 299x299 -> 35x35x192."""
     units = pools = 0
@@ -425,7 +304,6 @@ def _check_aux(spec: heads.ModelSpec, aux_logits) -> None:
 
 
 _V3 = "Rethinking the Inception Architecture for Computer Vision (Szegedy et al.)"
-_V4 = "Inception-v4, Inception-ResNet and the Impact of Residual Connections on Learning (Szegedy et al.)"
 _KA = "keras.applications 3.15"
 _TIMM = "timm results-imagenet.csv"
 
@@ -439,14 +317,9 @@ RECIPE_V3 = Recipe(
     "every 2 epochs, batch 32 per replica (50 asynchronous replicas), 100 epochs, label smoothing "
     "0.1; the gradient clipping at 2.0 is not applied",
 )
-RECIPE_RESNET_V2 = Recipe(
-    "rmsprop", 0.045, 32, schedule="step", step_epochs=2, step_factor=1 / 0.94,
-    source="Szegedy et al. 2016, sec. 4: RMSProp decay 0.9, epsilon 1.0, lr 0.045 x0.94 every 2 "
-    "epochs (20 replicas); batch size and epochs not stated: v3's batch 32, every 2 epochs of the run",
-)
 
 
-def _keras_files(stem_path: str, top: str, notop: str, layout) -> ImageNetWeights:
+def keras_files(stem_path: str, top: str, notop: str, layout) -> ImageNetWeights:
     """keras.applications' files (MD5 as published in its source), with the generated layer map."""
     return ImageNetWeights(
         keras_applications_file(f"{stem_path}.h5", top),
@@ -465,7 +338,7 @@ aux_logits (bool): Add the auxiliary classifier on the last 17x17 module; the mo
 @register(
     paper=_V3, year=2015, input_shape=(299, 299, 3), preprocessing="tf", min_size=MIN_SIZE,
     recipe=RECIPE_V3, twin="inception_v3.InceptionV3",
-    imagenet=_keras_files("inception_v3/inception_v3_weights_tf_dim_ordering_tf_kernels",
+    imagenet=keras_files("inception_v3/inception_v3_weights_tf_dim_ordering_tf_kernels",
                           "9a0d58056eeedaa3f26cb7ebd46da564", "bcbd6486424b2319ff4ef7d526e38f63",
                           CONFIGS["inception_v3"].layout()),
     params=ParamCounts(23_851_784, 23_817_352, f"{_KA} InceptionV3"),
@@ -502,36 +375,3 @@ def inception_v3(*, include_top=True, weights=None, input_shape=None, pooling=No
     return keras.Model(inputs, [main, aux], name=spec.name)
 
 
-@register(
-    paper=_V4, year=2016, input_shape=(299, 299, 3), preprocessing="tf", min_size=MIN_SIZE,
-    recipe=RECIPE_RESNET_V2, twin="inception_resnet_v2.InceptionResNetV2",
-    imagenet=_keras_files("inception_resnet_v2/inception_resnet_v2_weights_tf_dim_ordering_tf_kernels",
-                          "e693bd0210a403b3192acc6073ad2e96", "d19885ff4a710c122648d3b5c3b684e4",
-                          CONFIGS["inception_resnet_v2"].layout()),
-    params=ParamCounts(55_873_736, 55_813_192, f"{_KA} InceptionResNetV2"),
-    accuracy=(PublishedAccuracy(80.43, "timm inception_resnet_v2.tf_in1k (TF-slim release)", _TIMM, 299),),
-)
-@heads.contract_docstring()
-def inception_resnet_v2(*, include_top=True, weights=None, input_shape=None, pooling=None,
-                        classes=1000, classifier_activation="softmax", include_preprocessing=True,
-                        augmentation=None, name=None) -> keras.Model:
-    """Inception-ResNet v2 (Szegedy et al., 2016), graph- and weight-compatible with keras.applications.
-
-    Input 299x299 (any size >= 75), scaled to [-1, 1]. Inception v3's stem and first module
-    (widened), then 10 / 20 / 10 residual inception blocks at 35x35 / 17x17 / 8x8, each
-    adding `scale * conv1x1(branches)` to its input (`ScaledResidual`); the last block has
-    scale 1 and no ReLU, as in the TF-slim release. The stem differs from the paper's
-    Figure 3 (which is Inception-v4's), as in that release. keras' own layer names are kept
-    (`block35_1_conv`, `conv_7b`); the branch units it leaves unnamed are named here
-    (`block17_3_branch7x7_2_conv`) and load through a generated layer map.
-    """
-    spec = heads.resolve("inception_resnet_v2", heads.contract_args(locals()))
-    inputs, x = heads.image_input(spec)
-    x = stem(x)
-    for item in CONFIGS["inception_resnet_v2"].layout():
-        x = residual_block(x, item) if isinstance(item, ResidualBlock) else inception_module(x, item)
-    x = keras.layers.Conv2D(1536, 1, use_bias=False, name="conv_7b")(x)
-    x = keras.layers.BatchNormalization(scale=False, epsilon=BN_EPSILON, momentum=BN_MOMENTUM,
-                                        name="conv_7b_bn")(x)
-    x = keras.layers.Activation("relu", name="conv_7b_ac")(x)
-    return heads.finish(spec, inputs, heads.pooled_head(spec, x))
