@@ -167,3 +167,18 @@ def test_inputs_below_75_are_refused_like_keras(name):
     assert kerasarch.model_info(name).min_size == 75
     with pytest.raises(ValueError, match=r"`input_shape`: \(74, 74, 3\).*>= 75"):
         kerasarch.get_model(name, include_top=False, input_shape=(74, 74, 3))
+
+
+@pytest.mark.parametrize(("name", "epochs"), [("inception_v3", 100), ("inception_resnet_v2", 10)])
+def test_recipe_multiplies_the_rate_by_094_every_two_epochs(name, epochs):
+    from kerasarch.train.config import TrainConfig
+    from kerasarch.train.recipes import resolve_hyperparameters
+    from kerasarch.train.schedules import plan_schedule
+
+    hp = resolve_hyperparameters(TrainConfig(model=name, batch_size=32, epochs=epochs))
+    assert (hp.optimizer, hp.learning_rate) == ("rmsprop", 0.045)  # the paper's rate at its batch
+    assert hp.label_smoothing == (0.1 if name == "inception_v3" else 0.0)
+    schedule = plan_schedule(hp, steps_per_epoch=10, epochs=epochs).build()
+    # The rate of epochs 0-1, 2-3, 4-5, ... (10 steps an epoch): 0.045 x 0.94^k.
+    rates = [float(schedule(step)) for step in range(5, 10 * epochs, 20)]
+    np.testing.assert_allclose(rates, 0.045 * 0.94 ** np.arange(len(rates)), rtol=1e-5)
