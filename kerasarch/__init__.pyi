@@ -28,6 +28,8 @@ from kerasarch.models.bit import bit_r101x1 as bit_r101x1
 from kerasarch.models.bit import bit_r101x3 as bit_r101x3
 from kerasarch.models.bit import bit_r152x2 as bit_r152x2
 from kerasarch.models.bit import bit_r152x4 as bit_r152x4
+from kerasarch.models.inception import inception_v3 as inception_v3
+from kerasarch.models.inception_resnet import inception_resnet_v2 as inception_resnet_v2
 from kerasarch.models.lenet import lenet5 as lenet5
 from kerasarch.models.mobilenet import mobilenet as mobilenet
 def mobilenet_025(*, include_top=True, weights=None, input_shape=None, pooling=None, classes=1000, classifier_activation='softmax', include_preprocessing=True, augmentation=None, name=None, depth_multiplier=1, dropout=0.001) -> keras.Model: ...

@@ -20,6 +20,20 @@ def save_legacy_weights(model: keras.Model, path) -> None:
     )
 
 
+def keras2_name_counters() -> None:
+    """Starts a fresh Keras session whose automatic layer names number as the official files'.
+
+    keras.applications leaves many layers unnamed (InceptionV3's `conv2d_N`), and its files
+    were written by Keras 2.0, whose automatic names started at 1 (`conv2d_1`,
+    `batch_normalization_1`); Keras 3 starts at the bare name (`conv2d`). After this call
+    the next Conv2D and BatchNormalization built are `conv2d_1` and `batch_normalization_1`,
+    whatever the session built before, so a twin built right after holds the official names.
+    """
+    keras.backend.clear_session()
+    keras.layers.Conv2D(1, 1)  # takes the bare name `conv2d`
+    keras.layers.BatchNormalization()  # takes `batch_normalization`
+
+
 def write_legacy_layers(path, layers: dict[str, dict[str, np.ndarray]]) -> None:
     """Writes layer name -> {weight name: array} in the legacy layout, in the dict's order."""
     with h5py.File(path, "w") as f:

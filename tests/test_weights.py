@@ -19,7 +19,7 @@ from kerasarch import download, registry
 from kerasarch import weights as weights_lib
 
 from conftest import forward, raw_images
-from legacy_h5 import save_legacy_weights, write_legacy_layers
+from legacy_h5 import keras2_name_counters, save_legacy_weights, write_legacy_layers
 
 
 def twins() -> dict[str, str]:
@@ -66,6 +66,7 @@ def relative_max_difference(a, b) -> float:
 @pytest.mark.parametrize("name", sorted(TWINS))
 def test_official_format_gives_keras_applications_predictions(name, tmp_path):
     twin, preprocess = twin_of(TWINS[name])
+    keras2_name_counters()  # the twin's automatic layer names as in the official file
     keras.utils.set_random_seed(0)
     reference = twin(weights=None, classifier_activation=None)
     path = tmp_path / f"{name}_legacy.h5"
