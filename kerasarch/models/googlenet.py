@@ -45,8 +45,6 @@ BN_PAPER = (
     "Batch Normalization: Accelerating Deep Network Training by Reducing Internal Covariate "
     "Shift (Ioffe, Szegedy)"
 )
-# The auxiliary classifiers' share of the training loss (Szegedy et al. 2014, sec. 5).
-AUX_LOSS_WEIGHT = 0.3
 
 
 @keras.saving.register_keras_serializable(package=ka_layers.PACKAGE)
@@ -76,6 +74,7 @@ class LocalResponseNormalization(keras.layers.Layer):
         self.size, self.alpha, self.beta, self.bias = size, float(alpha), float(beta), float(bias)
 
     def call(self, inputs):
+        """Normalizes each position over its `size` neighbouring channels."""
         x = tf.nn.local_response_normalization(
             tf.cast(inputs, tf.float32), depth_radius=self.size // 2, bias=self.bias,
             alpha=self.alpha / self.size, beta=self.beta,
@@ -83,9 +82,11 @@ class LocalResponseNormalization(keras.layers.Layer):
         return tf.cast(x, inputs.dtype)
 
     def compute_output_shape(self, input_shape):
+        """The input's shape."""
         return input_shape
 
     def get_config(self):
+        """The window and constants, for `.keras` files."""
         return {**super().get_config(), "size": self.size, "alpha": self.alpha,
                 "beta": self.beta, "bias": self.bias}
 
@@ -229,7 +230,7 @@ def aux_head(x, spec: heads.ModelSpec, name: str, style: Style):
 
 
 def _stem(x, style: Style, lrn: bool):
-    """conv 7x7/2, max pool, (LRN), 1x1 reduce, conv 3x3 192, (LRN), max pool."""
+    """The stem: conv 7x7/2, max pool, (LRN), 1x1 reduce, conv 3x3 192, (LRN), max pool."""
     x = conv_unit(x, 64, 7, "conv1_7x7_s2", style, strides=2)
     x = _max_pool(x, 3, 2, "pool1_3x3_s2")
     if lrn:
