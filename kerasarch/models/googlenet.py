@@ -34,7 +34,6 @@ from __future__ import annotations
 import dataclasses
 
 import keras
-import tensorflow as tf
 
 from kerasarch import blocks, heads
 from kerasarch import layers as ka_layers
@@ -45,50 +44,6 @@ BN_PAPER = (
     "Batch Normalization: Accelerating Deep Network Training by Reducing Internal Covariate "
     "Shift (Ioffe, Szegedy)"
 )
-
-
-@keras.saving.register_keras_serializable(package=ka_layers.PACKAGE)
-class LocalResponseNormalization(keras.layers.Layer):
-    """Local response normalization across channels (Krizhevsky et al. 2012), as caffe's LRN.
-
-    `x / (bias + alpha / size * sum of x^2 over `size` neighbouring channels) ** beta`.
-    Keras has no such layer; this one calls `tf.nn.local_response_normalization`, whose
-    `alpha` multiplies the sum itself, so caffe's `alpha` is divided by the window size
-    here. It computes in float32 (its squares overflow float16) and returns the input dtype.
-
-    Args:
-        size: Channels in the window (odd).
-        alpha: Scale of the sum of squares (caffe's convention).
-        beta: Exponent.
-        bias: Additive constant (caffe's `k`).
-        **kwargs: Base layer arguments.
-    """
-
-    def __init__(self, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, bias: float = 1.0,
-                 **kwargs):
-        super().__init__(**kwargs)
-        if not isinstance(size, int) or size < 1 or size % 2 == 0:
-            raise ValueError(
-                f"Invalid value for argument `size`: {size!r}. Expected an odd integer >= 1."
-            )
-        self.size, self.alpha, self.beta, self.bias = size, float(alpha), float(beta), float(bias)
-
-    def call(self, inputs):
-        """Normalizes each position over its `size` neighbouring channels."""
-        x = tf.nn.local_response_normalization(
-            tf.cast(inputs, tf.float32), depth_radius=self.size // 2, bias=self.bias,
-            alpha=self.alpha / self.size, beta=self.beta,
-        )
-        return tf.cast(x, inputs.dtype)
-
-    def compute_output_shape(self, input_shape):
-        """The input's shape."""
-        return input_shape
-
-    def get_config(self):
-        """The window and constants, for `.keras` files."""
-        return {**super().get_config(), "size": self.size, "alpha": self.alpha,
-                "beta": self.beta, "bias": self.bias}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -234,11 +189,11 @@ def _stem(x, style: Style, lrn: bool):
     x = conv_unit(x, 64, 7, "conv1_7x7_s2", style, strides=2)
     x = _max_pool(x, 3, 2, "pool1_3x3_s2")
     if lrn:
-        x = LocalResponseNormalization(name="pool1_norm1")(x)
+        x = ka_layers.LocalResponseNormalization(name="pool1_norm1")(x)
     x = conv_unit(x, 64, 1, "conv2_3x3_reduce", style)
     x = conv_unit(x, 192, 3, "conv2_3x3", style)
     if lrn:
-        x = LocalResponseNormalization(name="conv2_norm2")(x)
+        x = ka_layers.LocalResponseNormalization(name="conv2_norm2")(x)
     return _max_pool(x, 3, 2, "pool2_3x3_s2")
 
 
@@ -302,8 +257,8 @@ def googlenet(*, aux_logits=False, batch_norm=False, include_top=True, weights=N
     `batch_norm=True`. No ImageNet weights: Keras publishes none (torchvision's are `.pth`).
 
     The default is the paper's network: ReLU convolutions with biases, local response
-    normalization after the first pooling and after conv2 (a small registered layer over
-    `tf.nn.local_response_normalization`, caffe's size 5, alpha 1e-4, beta 0.75), dropout
+    normalization after the first pooling and after conv2 (`kerasarch.layers.
+    LocalResponseNormalization`, caffe's size 5, alpha 1e-4, beta 0.75), dropout
     0.4 before the classifier. Departures: the auxiliary heads pool adaptively to 4x4
     (the paper's 5x5/3 pooling gives 4x4 only at 224); max pooling pads at the bottom right
     ("same"), which is caffe's rounding-up at 224.
