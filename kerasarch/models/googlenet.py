@@ -238,14 +238,14 @@ _COMMON = dict(paper=GOOGLENET_PAPER, year=2014, input_shape=(224, 224, 3), min_
                recipe=RECIPE)
 
 
-@register(preprocessing="caffe", **_COMMON,
-          params=ParamCounts(6_998_552, 6_998_552, "counted from this build (Table 1 widths, "
-                             "biases on every convolution, no auxiliary heads)"))
 @register(name="googlenet_bn", preset={"batch_norm": True}, preprocessing="torch", **_COMMON,
           params=ParamCounts(6_639_464, 6_624_904, "torchvision 0.29 googlenet (trainable, "
                              "no auxiliary heads); total adds BatchNorm moving mean/variance"),
           accuracy=(PublishedAccuracy(69.778, "torchvision", "torchvision 0.29 googlenet meta",
                                       224),))
+@register(preprocessing="caffe", **_COMMON,
+          params=ParamCounts(6_998_552, 6_998_552, "counted from this build (Table 1 widths, "
+                             "biases on every convolution, no auxiliary heads)"))
 @heads.contract_docstring(_GOOGLENET_ARGS)
 def googlenet(*, aux_logits=False, batch_norm=False, include_top=True, weights=None,
               input_shape=None, pooling=None, classes=1000, classifier_activation="softmax",
