@@ -247,9 +247,9 @@ _COMMON = dict(paper=GOOGLENET_PAPER, year=2014, input_shape=(224, 224, 3), min_
           params=ParamCounts(6_998_552, 6_998_552, "counted from this build (Table 1 widths, "
                              "biases on every convolution, no auxiliary heads)"))
 @heads.contract_docstring(_GOOGLENET_ARGS)
-def googlenet(*, aux_logits=False, batch_norm=False, include_top=True, weights=None,
-              input_shape=None, pooling=None, classes=1000, classifier_activation="softmax",
-              include_preprocessing=True, augmentation=None, name=None) -> keras.Model:
+def googlenet(*, include_top=True, weights=None, input_shape=None, pooling=None, classes=1000,
+              classifier_activation="softmax", include_preprocessing=True, augmentation=None,
+              name=None, aux_logits=False, batch_norm=False) -> keras.Model:
     """GoogLeNet, Inception v1 (Szegedy et al., 2014): nine inception modules of Table 1.
 
     Input: 224x224x3 raw RGB in [0, 255] (any size >= 32). Normalization: caffe (BGR minus
