@@ -120,7 +120,7 @@ def _run_serving_export(run_dir: Path) -> str | None:
 def _cmd_export(args: argparse.Namespace) -> int:
     import keras
 
-    from kerasarch import export
+    from kerasarch import export, heads
 
     target = Path(args.target)
     class_names, image_size, crop = None, args.image_size, 0.875
@@ -143,7 +143,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         default_out = Path(args.target) / "export"
     else:
         default_out = Path("export")
-    model = keras.saving.load_model(target)
+    model = heads.main_output(keras.saving.load_model(target))  # auxiliary heads serve nothing
     if args.fold_batchnorm:
         model = export.fold_batchnorm(model)
     out = Path(args.out) if args.out else default_out

@@ -345,3 +345,22 @@ def finish(spec: ModelSpec, inputs: keras.KerasTensor, outputs: keras.KerasTenso
         path = weights_lib.fetch(spec.info.name, include_top=spec.include_top)
     weights_lib.load(model, path, **mapping)
     return model
+
+
+def main_output(model: keras.Model) -> keras.Model:
+    """The model with its main output only: what inference, evaluation and exports use.
+
+    A model built with auxiliary classifiers (`googlenet(aux_logits=True)`) returns
+    `[main, aux1, aux2]` for training; this is a model over the same layers and weights
+    whose one output is the first. A single-output model is returned as it is.
+
+    Args:
+        model: A Keras model, built or loaded.
+
+    Returns:
+        The single-output model.
+    """
+    outputs = getattr(model, "outputs", None) or []
+    if len(outputs) <= 1:
+        return model
+    return keras.Model(model.inputs, outputs[0], name=model.name)

@@ -312,3 +312,51 @@ class FoldedBatchNorm(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         """The input's shape."""
         return input_shape
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class LocalResponseNormalization(keras.layers.Layer):
+    """Local response normalization across channels (Krizhevsky et al. 2012), as caffe's LRN.
+
+    `x / (bias + alpha / size * sum of x^2 over size neighbouring channels) ** beta`, the
+    window centred on each channel and cut at the ends (GoogLeNet's stem uses it). Keras
+    has no such layer; `tf.nn.local_response_normalization` has it without the division
+    by `size` and only for TensorFlow, so it is written here with `keras.ops`. It computes
+    in float32 (the squares overflow float16) and returns the input's dtype.
+
+    Args:
+        size: Channels in the window (odd).
+        alpha: Scale of the sum of squares (caffe's convention: divided by `size`).
+        beta: Exponent.
+        bias: Additive constant (caffe's `k`).
+        **kwargs: Base layer arguments.
+    """
+
+    def __init__(self, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, bias: float = 1.0,
+                 **kwargs: Any):
+        super().__init__(**kwargs)
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1 or size % 2 == 0:
+            raise ValueError(
+                f"Invalid value for argument `size`: {size!r}. Expected an odd integer >= 1."
+            )
+        self.size, self.alpha, self.beta, self.bias = size, float(alpha), float(beta), float(bias)
+
+    def call(self, inputs):
+        """Divides each value by its channel window's response."""
+        x = ops.cast(inputs, "float32")
+        channels, radius = x.shape[-1], self.size // 2
+        squares = ops.pad(ops.square(x), [[0, 0]] * (len(x.shape) - 1) + [[radius, radius]])
+        window = squares[..., :channels]
+        for shift in range(1, self.size):
+            window = window + squares[..., shift:shift + channels]
+        scale = ops.power(self.bias + (self.alpha / self.size) * window, self.beta)
+        return ops.cast(x / scale, inputs.dtype)
+
+    def compute_output_shape(self, input_shape):
+        """The input's shape."""
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        """The window and constants, for `.keras` files."""
+        return {**super().get_config(), "size": self.size, "alpha": self.alpha,
+                "beta": self.beta, "bias": self.bias}

@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kerasarch import data, registry
+from kerasarch import data, heads, registry
 from kerasarch import weights as weights_module
 
 log = logging.getLogger(__name__)
@@ -166,7 +166,7 @@ def load_predictor(
             raise ValueError("--weights goes with a registry name, not with a run folder or a model file.")
         if path.is_dir():
             path, names, size, crop = _run_folder(path)
-        model = keras.saving.load_model(path, compile=False)  # inference only
+        model = heads.main_output(keras.saving.load_model(path, compile=False))  # inference only
     elif str(target) in registry.list_models():
         if not weights:
             raise ValueError(f"{target} needs --weights imagenet or --weights PATH: without weights it "

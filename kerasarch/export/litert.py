@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kerasarch import heads
 from kerasarch.export.fold import fold_batchnorm
 from kerasarch.export.serving import new_archive
 
@@ -42,6 +43,7 @@ def litert(
         raise ValueError(
             f"Invalid value for argument `quantization`: {quantization!r}. Expected one of {QUANTIZATIONS}."
         )
+    model = heads.main_output(model)  # auxiliary classifiers serve nothing
     if fold_bn:
         model = fold_batchnorm(model)
     bytes_per_weight = {"float32": 4, "float16": 2, "int8": 1}[quantization]

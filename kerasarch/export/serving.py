@@ -10,6 +10,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from kerasarch import heads
 from kerasarch.data import transforms
 from kerasarch.export.headers import FORMATS, header_size, truncated
 
@@ -170,6 +171,7 @@ def saved_model(
     Raises:
         ValueError: Bad `top_k`, `class_names` or a version that exists already.
     """
+    model = heads.main_output(model)  # auxiliary classifiers serve nothing
     classes = int(model.output_shape[-1])
     names = [str(i) for i in range(classes)] if class_names is None else [str(c) for c in class_names]
     if len(names) != classes:

@@ -18,6 +18,14 @@ import keras
 import tensorflow as tf
 
 from kerasarch.train.metrics import reported_ks, top_k_hits
+from kerasarch.train.model_setup import AUX_LOSS_WEIGHT
+
+
+def _main_and_aux(outputs) -> tuple[tf.Tensor, list]:
+    """A model's main output and its auxiliary ones (`[main, aux1, ...]`, or one tensor)."""
+    if isinstance(outputs, (list, tuple)):
+        return outputs[0], list(outputs[1:])
+    return outputs, []
 
 
 def _distribute(strategy: tf.distribute.Strategy, dataset: tf.data.Dataset):
@@ -48,7 +56,7 @@ def make_evaluator(model: keras.Model, strategy: tf.distribute.Strategy):
     """
 
     def replica(x, y):
-        probs = model(x, training=False)
+        probs, _ = _main_and_aux(model(x, training=False))
         return _sums(y, probs, keras.losses.categorical_crossentropy(y, probs))
 
     @tf.function
@@ -105,10 +113,14 @@ def fit_distributed(
 
     def train_replica(x, y):
         with tf.GradientTape() as tape:
-            probs = model(x, training=True)
+            probs, aux = _main_and_aux(model(x, training=True))
             per_example = keras.losses.categorical_crossentropy(
                 y, probs, label_smoothing=label_smoothing
             )
+            for output in aux:  # auxiliary classifiers: the weighted objective of `fit`
+                per_example += AUX_LOSS_WEIGHT * keras.losses.categorical_crossentropy(
+                    y, output, label_smoothing=label_smoothing
+                )
             loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
             if model.losses:
                 loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))

@@ -18,7 +18,7 @@ import tensorflow as tf
 from matplotlib.figure import Figure
 from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix
 
-from kerasarch import data
+from kerasarch import data, heads
 from kerasarch.train.run_folder import atomic_write_bytes
 
 ANNOTATED_CLASSES = 30  # larger matrices are drawn without numbers or class names
@@ -168,7 +168,7 @@ def evaluate(
         defaults = data.source_defaults(dataset)
         split = (resolved.get("test_split") or config.get("test_split") or defaults.test_split
                  or resolved.get("val_split") or config.get("val_split") or defaults.val_split)
-    model = keras.saving.load_model(model_path, compile=False)  # inference only
+    model = heads.main_output(keras.saving.load_model(model_path, compile=False))  # inference only
     height, _, channels = model.input_shape[1:]
     size = (image_size or resolved.get("image_size") or height or config.get("image_size")
             or data.default_image_size(dataset))

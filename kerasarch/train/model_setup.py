@@ -7,6 +7,7 @@ a head for another class count is new); `fine_tune` freezes the backbone (`trans
 
 from __future__ import annotations
 
+import inspect
 import logging
 import warnings
 
@@ -19,6 +20,9 @@ from kerasarch.train.recipes import Hyperparameters
 from kerasarch.train.transfer_learning import load_matching_weights, transfer
 
 log = logging.getLogger("kerasarch.train")
+
+# An auxiliary classifier's share of the training loss (Szegedy et al. 2014, sec. 5: 0.3).
+AUX_LOSS_WEIGHT = 0.3
 
 
 def _optimizer(hp: Hyperparameters, rate, precision: str) -> keras.optimizers.Optimizer:
@@ -36,6 +40,72 @@ def _optimizer(hp: Hyperparameters, rate, precision: str) -> keras.optimizers.Op
     return optimizer
 
 
+def _training_args(name: str) -> dict:
+    """Architecture arguments of a run's model: its auxiliary classifiers where it has them.
+
+    GoogLeNet's paper (and Inception v3's) trained with the auxiliary classifiers, so a run
+    builds a model whose builder takes `aux_logits` with them; metrics, the run's scores
+    and every export use the main output (`heads.main_output`).
+    """
+    parameters = inspect.signature(registry.builder(name)).parameters
+    return {"aux_logits": True} if "aux_logits" in parameters else {}
+
+
+def objective(model: keras.Model, classes: int, label_smoothing: float = 0.0) -> dict:
+    """`compile` arguments: the loss, its weights and the metrics, on the main output.
+
+    A model with auxiliary outputs (`[main, aux1, ...]`) trains on the weighted sum of
+    their cross-entropies, main 1.0 and each auxiliary `AUX_LOSS_WEIGHT` (Keras'
+    `loss_weights`); its metrics measure the main output only. Keras names those
+    `<output>_top1`; `MainOutputLogs` gives them back their plain names.
+
+    Args:
+        model: The model to compile.
+        classes: Classes of the task.
+        label_smoothing: Cross-entropy label smoothing.
+
+    Returns:
+        Keyword arguments for `model.compile`.
+    """
+    loss = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
+    extra = len(model.outputs) - 1
+    if not extra:
+        return {"loss": loss, "metrics": training_metrics(classes)}
+    return {"loss": [loss] * (extra + 1), "loss_weights": [1.0] + [AUX_LOSS_WEIGHT] * extra,
+            "metrics": [training_metrics(classes)] + [[] for _ in range(extra)]}
+
+
+def fit_targets(model: keras.Model, dataset):
+    """`(images, labels)` batches as `model.fit` wants them: the labels once per output."""
+    outputs = len(model.outputs)
+    if dataset is None or outputs == 1:
+        return dataset
+    return dataset.map(lambda images, labels: (images, (labels,) * outputs))
+
+
+def main_output_logs(model: keras.Model, logs: dict) -> dict:
+    """Adds the main output's metrics under their plain names (`top1`, `val_top1`) to `logs`.
+
+    Keras prefixes the metrics of a model with several outputs with the output's name
+    (`predictions_top1`); the run folder, best-epoch choice and scores read `top1`.
+    """
+    if len(model.outputs) > 1:
+        main = model.output_names[0]
+        for key in [k for k in logs if k.startswith((f"{main}_", f"val_{main}_"))]:
+            plain = key.replace(f"{main}_", "", 1)
+            if not plain.endswith("loss"):  # `loss` stays the weighted total
+                logs[plain] = logs[key]
+    return logs
+
+
+class MainOutputLogs(keras.callbacks.Callback):
+    """Gives the main output's metrics their plain names in the logs the next callbacks read."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        """Adds `top1`, `val_top1`, ... (see `main_output_logs`)."""
+        main_output_logs(self.model, logs if logs is not None else {})
+
+
 def _build_model(plan, classes: int) -> keras.Model:
     config = plan.config
     shape = (plan.image_size, plan.image_size, plan.channels)
@@ -50,10 +120,17 @@ def _build_model(plan, classes: int) -> keras.Model:
             input_shape=None if info.fixed_size_with_top else shape, augmentation=plan.augment,
         )
         return transfer(pretrained, classes, mode=mode, unfreeze=unfreeze or None)
-    model = registry.get_model(
-        config.model, classes=classes, input_shape=shape, augmentation=plan.augment,
-        weights="imagenet" if config.weights == "imagenet" else None,
-    )
+    arguments = dict(classes=classes, input_shape=shape, augmentation=plan.augment,
+                     weights="imagenet" if config.weights == "imagenet" else None)
+    extra = _training_args(config.model)
+    try:
+        model = registry.get_model(config.model, **arguments, **extra)
+    except ValueError as error:
+        if not extra or "aux_logits=True" not in str(error):
+            raise
+        # Inception v3's auxiliary head reads a 17x17 map: below 299 px it cannot exist.
+        log.warning("Training %s without its auxiliary classifier: %s", config.model, error)
+        model = registry.get_model(config.model, **arguments)
     if config.weights in (None, "imagenet"):
         return model
     loaded = load_matching_weights(model, config.weights)
@@ -94,9 +171,8 @@ def build_or_resume(plan, strategy, steps: int, classes: int,
             model = _build_model(plan, classes)
             model.compile(
                 optimizer=_optimizer(plan.hp, rate, config.precision),
-                loss=keras.losses.CategoricalCrossentropy(label_smoothing=plan.hp.label_smoothing),
-                metrics=training_metrics(classes),
                 jit_compile=config.jit,
+                **objective(model, classes, plan.hp.label_smoothing),
             )
     finally:
         keras.config.set_dtype_policy(previous_policy)

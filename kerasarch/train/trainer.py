@@ -208,7 +208,7 @@ def _loop(plan: Plan, model, strategy, splits, steps: int, start_epoch: int, cal
     # One pass over `train` is one epoch; each pass is a new iterator: the next reshuffle.
     train = splits["train"].take(steps)
     _skip_epochs(train, start_epoch)
-    callbacks = [model_setup.EpochSeeds(config.seed), *callbacks]
+    callbacks = [model_setup.EpochSeeds(config.seed), model_setup.MainOutputLogs(), *callbacks]
     if custom:
         distributed.fit_distributed(
             model, strategy, train, config.epochs, steps, global_batch_size=config.batch_size,
@@ -220,7 +220,8 @@ def _loop(plan: Plan, model, strategy, splits, steps: int, start_epoch: int, cal
         # The epochs as one stream, so the passes happen in order whatever iterators
         # model.fit creates and drops (it does not always reuse the dataset's iterator).
         stream = tf.data.Dataset.range(start_epoch, config.epochs).flat_map(lambda _: train)
-        model.fit(stream, validation_data=splits.get("validation"), epochs=config.epochs,
+        validation = model_setup.fit_targets(model, splits.get("validation"))
+        model.fit(model_setup.fit_targets(model, stream), validation_data=validation, epochs=config.epochs,
                   steps_per_epoch=steps, initial_epoch=start_epoch, verbose=config.verbose,
                   callbacks=callbacks, shuffle=False)  # the pipeline shuffles, seeded per epoch
     return custom
@@ -233,7 +234,8 @@ def _scores(model, strategy, custom: bool, dataset, role: str) -> dict[str, floa
     if custom:
         results = distributed.evaluate_distributed(model, strategy, dataset)
     else:
-        results = model.evaluate(dataset, verbose=0, return_dict=True)
+        results = model_setup.main_output_logs(model, model.evaluate(
+            model_setup.fit_targets(model, dataset), verbose=0, return_dict=True))
     return {f"{role}_{k}": float(results[k]) for k in ("top1", "top5", "loss") if k in results}
 
 
