@@ -118,8 +118,9 @@ def bn_relu(x, name: str):
 def dense_layer(x, config: DenseNetConfig, name: str, drop_rate: float = 0.0):
     """BN-ReLU-1x1 conv (bn_size * k) - BN-ReLU-3x3 conv (k), concatenated to its input.
 
-    `drop_rate` > 0 adds dropout after the 3x3 convolution, as the paper (for its
-    networks without data augmentation) and torchvision do; the layer exists only then.
+    `drop_rate` > 0 adds dropout after the 3x3 convolution, where torchvision puts it (the
+    paper drops after every convolution but the first, and only for its CIFAR/SVHN nets
+    trained without augmentation); the layer exists only then.
     """
     y = bn_relu(x, f"{name}_0")
     y = keras.layers.Conv2D(config.bn_size * config.growth_rate, 1, use_bias=False,
@@ -192,7 +193,7 @@ def build(variant: str, config: DenseNetConfig, args: dict) -> keras.Model:
 
 DROP_RATE_DOC = """\
 drop_rate (float): Dropout after the 3x3 convolution of every dense layer, in [0, 1)
-    (the paper's and torchvision's `drop_rate`); inert at inference, no layer when 0."""
+    (torchvision's `drop_rate`); inert at inference, no layer when 0."""
 
 CONFIG_DOC = """\
 growth_rate (int): Channels each dense layer adds (k), >= 1.
