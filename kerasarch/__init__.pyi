@@ -28,6 +28,11 @@ from kerasarch.models.bit import bit_r101x1 as bit_r101x1
 from kerasarch.models.bit import bit_r101x3 as bit_r101x3
 from kerasarch.models.bit import bit_r152x2 as bit_r152x2
 from kerasarch.models.bit import bit_r152x4 as bit_r152x4
+from kerasarch.models.densenet import densenet as densenet
+from kerasarch.models.densenet import densenet121 as densenet121
+from kerasarch.models.densenet import densenet169 as densenet169
+from kerasarch.models.densenet import densenet201 as densenet201
+from kerasarch.models.densenet import densenet264 as densenet264
 from kerasarch.models.googlenet import googlenet as googlenet
 def googlenet_bn(*, include_top=True, weights=None, input_shape=None, pooling=None, classes=1000, classifier_activation='softmax', include_preprocessing=True, augmentation=None, name=None, aux_logits=False) -> keras.Model: ...
 from kerasarch.models.googlenet import inception_v2 as inception_v2
