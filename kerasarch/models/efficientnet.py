@@ -399,7 +399,7 @@ def efficientnet_l2(*, include_top=True, weights=None, input_shape=None, pooling
     480,309,308 trainable parameters, as timm counts them (`tf_efficientnet_l2`); built as
     `efficientnet_b0` with the L2 coefficients. keras.applications has no L2, so no
     `weights="imagenet"`; timm's ported Noisy Student weights use the same TF-"same"
-    padding and BatchNorm epsilon 1e-3 as this graph. A forward pass at 800x800 costs
-    about a trillion FLOPs: use a smaller `input_shape` to experiment.
+    padding and BatchNorm epsilon 1e-3 as this graph. A forward pass at 800x800 takes
+    minutes per image on a 2-core CPU: use a smaller `input_shape` to experiment.
     """
     return build("efficientnet_l2", CONFIGS["efficientnet_l2"], locals())
