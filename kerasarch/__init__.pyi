@@ -28,6 +28,15 @@ from kerasarch.models.bit import bit_r101x1 as bit_r101x1
 from kerasarch.models.bit import bit_r101x3 as bit_r101x3
 from kerasarch.models.bit import bit_r152x2 as bit_r152x2
 from kerasarch.models.bit import bit_r152x4 as bit_r152x4
+from kerasarch.models.efficientnet import efficientnet_b0 as efficientnet_b0
+from kerasarch.models.efficientnet import efficientnet_b1 as efficientnet_b1
+from kerasarch.models.efficientnet import efficientnet_b2 as efficientnet_b2
+from kerasarch.models.efficientnet import efficientnet_b3 as efficientnet_b3
+from kerasarch.models.efficientnet import efficientnet_b4 as efficientnet_b4
+from kerasarch.models.efficientnet import efficientnet_b5 as efficientnet_b5
+from kerasarch.models.efficientnet import efficientnet_b6 as efficientnet_b6
+from kerasarch.models.efficientnet import efficientnet_b7 as efficientnet_b7
+from kerasarch.models.efficientnet import efficientnet_l2 as efficientnet_l2
 from kerasarch.models.lenet import lenet5 as lenet5
 from kerasarch.models.vgg import vgg11 as vgg11
 def vgg11_bn(*, include_top=True, weights=None, input_shape=None, pooling=None, classes=1000, classifier_activation='softmax', include_preprocessing=True, augmentation=None, name=None) -> keras.Model: ...
