@@ -121,7 +121,7 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# The measured growth is close to `2**phi`, a little above even the rule's `1.92**phi`:
+# The measured growth is a little above `2**phi`, and so above the rule's `1.92**phi`:
 # each stage's repeats are rounded *up*, so the network gets more blocks than `alpha**phi`
 # alone gives (the `blocks` column against the line under each row), and channels round
 # to multiples of 8. The rule is a budget, met up to this rounding.
