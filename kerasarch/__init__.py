@@ -27,6 +27,8 @@ __version__ = "0.1.0"
 
 # Names served from the registry module; the builders come from `registry.builder(name)`.
 _REGISTRY_API = ("ModelInfo", "ParamCounts", "Recipe", "get_model", "list_models", "model_info")
+# Functions of a family module served at the top level (`kerasarch.compound_scaling(phi)`).
+_FAMILY_API = {"compound_scaling": "efficientnet_scaling", "efficientnet": "efficientnet_scaling"}
 _SUBMODULES = (
     "augment", "blocks", "cli", "data", "download", "export", "heads", "layers", "models", "preprocessing",
     "registry", "train", "weights",
@@ -42,9 +44,11 @@ def __getattr__(name: str) -> Any:
     if name in _SUBMODULES:
         return importlib.import_module(f"{__name__}.{name}")
     if name == "__all__":
-        return [*_REGISTRY_API, *_registry().list_models()]
+        return [*_REGISTRY_API, *_FAMILY_API, *_registry().list_models()]
     if name in _REGISTRY_API:
         return getattr(_registry(), name)
+    if name in _FAMILY_API:
+        return getattr(importlib.import_module(f"{__name__}.models.{_FAMILY_API[name]}"), name)
     if not name.startswith("_"):
         registry = _registry()
         if name in registry.list_models():

@@ -33,6 +33,15 @@ from kerasarch.models.densenet import densenet121 as densenet121
 from kerasarch.models.densenet import densenet169 as densenet169
 from kerasarch.models.densenet import densenet201 as densenet201
 from kerasarch.models.densenet import densenet264 as densenet264
+from kerasarch.models.efficientnet import efficientnet_b0 as efficientnet_b0
+from kerasarch.models.efficientnet import efficientnet_b1 as efficientnet_b1
+from kerasarch.models.efficientnet import efficientnet_b2 as efficientnet_b2
+from kerasarch.models.efficientnet import efficientnet_b3 as efficientnet_b3
+from kerasarch.models.efficientnet import efficientnet_b4 as efficientnet_b4
+from kerasarch.models.efficientnet import efficientnet_b5 as efficientnet_b5
+from kerasarch.models.efficientnet import efficientnet_b6 as efficientnet_b6
+from kerasarch.models.efficientnet import efficientnet_b7 as efficientnet_b7
+from kerasarch.models.efficientnet import efficientnet_l2 as efficientnet_l2
 from kerasarch.models.googlenet import googlenet as googlenet
 def googlenet_bn(*, include_top=True, weights=None, input_shape=None, pooling=None, classes=1000, classifier_activation='softmax', include_preprocessing=True, augmentation=None, name=None, aux_logits=False) -> keras.Model: ...
 from kerasarch.models.googlenet import inception_v2 as inception_v2

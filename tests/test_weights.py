@@ -65,6 +65,9 @@ def relative_max_difference(a, b) -> float:
 
 @pytest.mark.parametrize("name", sorted(TWINS))
 def test_official_format_gives_keras_applications_predictions(name, tmp_path):
+    if kerasarch.model_info(name).family == "efficientnet":
+        pytest.skip("keras' EfficientNet graph normalizes as its files expect only with "
+                    "weights='imagenet'; tests/test_efficientnet.py compares against that graph")
     twin, preprocess = twin_of(TWINS[name])
     keras2_name_counters()  # the twin's automatic layer names as in the official file
     keras.utils.set_random_seed(0)
