@@ -118,10 +118,10 @@ def convnext_block(
 ) -> keras.KerasTensor:
     """The ConvNeXt block: depthwise 7x7, LayerNorm, 1x1 up (x4), GELU, 1x1 down, LayerScale.
 
-    The depthwise convolution is a `Conv2D` with one group per channel (the same operation
-    as `DepthwiseConv2D`), because keras.applications' files store its kernel in that
-    layer's shape. The 1x1 convolutions are `Dense` layers on the channel axis, as in the
-    paper's code (the same operation, computed as one matrix product).
+    The depthwise convolution keeps the kernel shape of a `Conv2D` with one group per
+    channel, as keras.applications' files store it, and computes as `DepthwiseConv2D`
+    (`kerasarch.layers.GroupedDepthwiseConv2D`). The 1x1 convolutions are `Dense` layers
+    on the channel axis, as in the paper's code (the same operation, one matrix product).
 
     Args:
         x: The block's input, `width` channels.
@@ -134,7 +134,7 @@ def convnext_block(
         `x + branch(x)`.
     """
     shortcut = x
-    x = keras.layers.Conv2D(width, KERNEL, padding="same", groups=width, name=f"{name}_depthwise_conv")(x)
+    x = ka_layers.GroupedDepthwiseConv2D(width, KERNEL, padding="same", name=f"{name}_depthwise_conv")(x)
     x = layer_norm(x, f"{name}_layernorm")
     x = keras.layers.Dense(EXPANSION * width, name=f"{name}_pointwise_conv_1")(x)
     x = keras.layers.Activation("gelu", name=f"{name}_gelu")(x)
