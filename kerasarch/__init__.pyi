@@ -28,6 +28,11 @@ from kerasarch.models.bit import bit_r101x1 as bit_r101x1
 from kerasarch.models.bit import bit_r101x3 as bit_r101x3
 from kerasarch.models.bit import bit_r152x2 as bit_r152x2
 from kerasarch.models.bit import bit_r152x4 as bit_r152x4
+from kerasarch.models.convnext import convnext_tiny as convnext_tiny
+from kerasarch.models.convnext import convnext_small as convnext_small
+from kerasarch.models.convnext import convnext_base as convnext_base
+from kerasarch.models.convnext import convnext_large as convnext_large
+from kerasarch.models.convnext import convnext_xlarge as convnext_xlarge
 from kerasarch.models.densenet import densenet as densenet
 from kerasarch.models.densenet import densenet121 as densenet121
 from kerasarch.models.densenet import densenet169 as densenet169

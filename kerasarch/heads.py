@@ -339,7 +339,7 @@ def finish(spec: ModelSpec, inputs: keras.KerasTensor, outputs: keras.KerasTenso
     if spec.weights is None:
         return model
     official = spec.info.imagenet
-    mapping = {} if official is None else {"layer_map": official.layer_map, "ignore": official.ignore}
+    mapping = {} if official is None else official.mapping(spec.include_top)
     path = spec.weights
     if path == "imagenet":
         path = weights_lib.fetch(spec.info.name, include_top=spec.include_top)

@@ -44,18 +44,31 @@ class ImageNetWeights:
             the model's (auto-generated names such as keras' InceptionV3 `conv2d_N`).
             Unlisted names must match exactly.
         ignore: File layers that have no counterpart in the model and are skipped on
-            purpose (the `normalization` layer keras.applications' EfficientNet and
-            ConvNeXt files hold; kerasarch normalizes with its own `preprocessing`).
+            purpose (the `normalization` layer keras.applications' EfficientNet files
+            hold; kerasarch normalizes with its own `preprocessing`).
+        top_layer_map: Like `layer_map`, for layers only the file with the head holds
+            (ConvNeXt's `convnext_tiny_head_dense` is kerasarch's `predictions`).
+        notop_ignore: Like `ignore`, for layers only the file without the head holds
+            (the unnamed `layer_normalization` keras.applications' ConvNeXt puts on its
+            `include_top=False` output).
     """
 
     top: WeightFile
     notop: WeightFile
     layer_map: Mapping[str, str] = dataclasses.field(default_factory=dict)
     ignore: tuple[str, ...] = ()
+    top_layer_map: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    notop_ignore: tuple[str, ...] = ()
 
     def file(self, include_top: bool) -> WeightFile:
         """The file for a build with or without the head."""
         return self.top if include_top else self.notop
+
+    def mapping(self, include_top: bool) -> dict:
+        """The `layer_map` and `ignore` arguments of `load` for the file with or without the head."""
+        if include_top:
+            return {"layer_map": {**self.layer_map, **self.top_layer_map}, "ignore": self.ignore}
+        return {"layer_map": dict(self.layer_map), "ignore": self.ignore + self.notop_ignore}
 
 
 def keras_applications_file(path: str, file_hash: str, hash_algorithm: str = "md5") -> WeightFile:
