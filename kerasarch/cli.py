@@ -31,7 +31,7 @@ COMMANDS = {
     "train": "train a model (default: LeNet-5 on digits, offline)",
     "evaluate": "top-1/top-5, per-class accuracy and a confusion matrix of a run or model",
     "predict": "the top-k labels of image files, from a run, a .keras file or a model name",
-    "export": "export for TF Serving (SavedModel) or devices (LiteRT)",
+    "export": "export for TF Serving (SavedModel), devices (LiteRT), ONNX Runtime or OpenVINO",
     "models": "list the registered models",
     "info": "show a model's metadata as JSON",
     "summary": "parameters, FLOPs (total and per layer), memory, depth and published top-1 of a model",
@@ -152,11 +152,16 @@ def _cmd_export(args: argparse.Namespace) -> int:
             model, out, class_names=class_names, top_k=min(args.top_k, model.output_shape[-1]),
             image_size=image_size, max_pixels=args.max_pixels, crop_fraction=crop,
         )
+    elif args.format == "onnx":
+        path = export.onnx(model, out / f"{model.name}.onnx")
+    elif args.format == "openvino":
+        path = export.openvino(model, out / f"{model.name}.xml")
     else:
         path = export.litert(model, out / f"{model.name}-{args.quantization}.tflite",
                              quantization=args.quantization)
-    size = sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file()) if Path(path).is_dir() \
-        else Path(path).stat().st_size
+    path = Path(path)
+    files = list(path.rglob("*")) if path.is_dir() else [path, path.with_suffix(".bin")]  # IR: .xml + .bin
+    size = sum(f.stat().st_size for f in files if f.is_file())
     print(f"Exported {target} as {args.format} to {path} ({size / 2 ** 20:.1f} MiB)")
     return 0
 
@@ -299,11 +304,12 @@ def _add_models_and_info(sub) -> None:
 def _add_export(sub) -> None:
     exporter = sub.add_parser("export", help=COMMANDS["export"], description=COMMANDS["export"] + ".")
     exporter.add_argument("target", help="a run folder or a .keras model file")
-    exporter.add_argument("--format", default="saved_model", choices=("saved_model", "litert"),
-                          help="export format")
+    exporter.add_argument("--format", default="saved_model",
+                          choices=("saved_model", "litert", "onnx", "openvino"),
+                          help="export format (onnx, openvino: the `runtimes` extra)")
     exporter.add_argument("--out", default=None,
-                          help="TF Serving base path / LiteRT folder (default: RUN_DIR/export, "
-                          "or ./export for a model file)")
+                          help="TF Serving base path / LiteRT, ONNX, OpenVINO folder (default: "
+                          "RUN_DIR/export, or ./export for a model file)")
     exporter.add_argument("--quantization", default="float32", choices=("float32", "float16", "int8"),
                           help="LiteRT weight precision")
     exporter.add_argument("--fold-batchnorm", action="store_true",
