@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 
 from kerasarch.cli_analysis import add_parsers as add_analysis_parsers
+from kerasarch.cli_bench import HELP as BENCHMARK_HELP
+from kerasarch.cli_bench import add_parser as add_benchmark_parser
 from kerasarch.cli_support import (
     METADATA_FILE,
     cli_message,
@@ -25,6 +27,7 @@ from kerasarch.cli_support import (
     version,
     write_metadata,
 )
+from kerasarch.extras import MissingExtraError
 from kerasarch.train import config as train_config
 
 COMMANDS = {
@@ -36,6 +39,7 @@ COMMANDS = {
     "info": "show a model's metadata as JSON",
     "summary": "parameters, FLOPs (total and per layer), memory, depth and published top-1 of a model",
     "compare": "a table and a top-1 vs GFLOPs bubble chart of every registered model",
+    "benchmark": BENCHMARK_HELP,
     "data show": "save a labelled grid of a dataset's images as PNG",
 }
 EXAMPLES = """examples:
@@ -285,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate(sub)
     _add_predict(sub)
     add_analysis_parsers(sub, COMMANDS)
+    add_benchmark_parser(sub, COMMANDS)
     _add_data(sub)
     return parser
 
@@ -392,7 +397,8 @@ def _print_help(parser: argparse.ArgumentParser) -> int:
 
 # --- running a command: TensorFlow's start-up, logging, errors ------------------------------
 
-NEEDS_TENSORFLOW = frozenset({"train", "evaluate", "predict", "export", "summary", "compare", "data"})
+NEEDS_TENSORFLOW = frozenset({"train", "evaluate", "predict", "export", "summary", "compare", "data",
+                              "benchmark"})
 
 
 def _command_parser(parser: argparse.ArgumentParser, command: str | None):
@@ -410,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
         return _print_help(parser)
     configure_logging(args.debug)
     # `train` without MODEL: the default (or, resuming, the run's); only a given name is checked
-    model = getattr(args, "model", None) if args.command in ("train", "summary") else None
+    model = getattr(args, "model", None) if args.command in ("train", "summary", "benchmark") else None
     if model is not None and model not in models_metadata():
         print(f"kerasarch: error: {unknown_model_message(model)}", file=sys.stderr)
         return 2
@@ -418,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
         start_tensorflow(args.debug)
     try:
         return args.func(args)
-    except (ValueError, OSError) as error:
+    except (ValueError, OSError, MissingExtraError) as error:
         message = cli_message(str(error), _command_parser(parser, args.command))
         print(f"kerasarch: error: {message}", file=sys.stderr)
         return 2

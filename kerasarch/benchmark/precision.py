@@ -16,6 +16,8 @@ from kerasarch.benchmark import timing
 
 CACHE_ENV = "KERASARCH_CACHE_DIR"
 CACHE_FILE = "kerasarch-precision.json"
+# bf16 is chosen only where it is faster by more than this: on a tie fp32 keeps full precision.
+BF16_MARGIN = 1.02
 
 
 def cache_path() -> Path:
@@ -73,7 +75,8 @@ def best_precision(name: str, batch_size: int, image_size: int | None = None,
         remeasure: Measure again even where the cache has an answer.
 
     Returns:
-        `"bf16"` where mixed_bfloat16 was faster (median over rounds), else `"fp32"`.
+        `"bf16"` where mixed_bfloat16 was faster (median ratio over rounds above
+        `BF16_MARGIN`, so that a tie keeps fp32), else `"fp32"`.
 
     Raises:
         ValueError: An unknown model name or a batch size below 1.
@@ -91,7 +94,7 @@ def best_precision(name: str, batch_size: int, image_size: int | None = None,
     if not remeasure and key in cached:
         return cached[key]["precision"]
     ratio = measure(name, batch_size, image_size)
-    choice = "bf16" if ratio.median > 1.0 else "fp32"
+    choice = "bf16" if ratio.median > BF16_MARGIN else "fp32"
     cached = _read(path)  # another process may have written meanwhile
     cached[key] = {"precision": choice, "bf16_over_fp32": ratio.as_dict()}
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -69,16 +69,17 @@ class Contender:
     kind: str = "inference"
 
 
-def calibrate(run: Callable[[], object], target_seconds: float, warmup: int = 2) -> int:
+def calibrate(run: Callable[[], object], target_seconds: float, warmup: int = 2,
+              clock: Callable[[], float] = time.perf_counter) -> int:
     """Calls per timed round so that a round of `run` lasts about `target_seconds`.
 
     The first calls (tracing, allocation, one-time compilation) are not timed.
     """
     for _ in range(warmup):
         run()
-    start = time.perf_counter()
+    start = clock()
     run()
-    once = max(time.perf_counter() - start, 1e-6)
+    once = max(clock() - start, 1e-6)
     return max(1, math.ceil(target_seconds / once))
 
 
@@ -109,7 +110,7 @@ def interleave(
     names = [c.name for c in contenders]
     if len(set(names)) != len(names):
         raise ValueError(f"Contender names must differ; got {names}.")
-    calls = {c.name: calibrate(c.run, target_seconds) for c in contenders}
+    calls = {c.name: calibrate(c.run, target_seconds, clock=clock) for c in contenders}
     rates: dict[str, list[float]] = {name: [] for name in names}
     for index in range(rounds):
         shift = index % max(1, len(contenders))
