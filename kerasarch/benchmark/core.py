@@ -52,6 +52,7 @@ class BenchmarkResult:
     rows: list[Row]
     fastest: str | None = None
     notes: list[str] = dataclasses.field(default_factory=list)
+    rates: dict[str, list[float]] = dataclasses.field(default_factory=dict)  # per round, raw
 
     def row(self, name: str) -> Row:
         """The row of a contender, by name."""
@@ -216,7 +217,7 @@ def benchmark(
     training = [n for n, r in plan.rows.items() if r["kind"] == "training" and r["role"] == "peer"]
     result = BenchmarkResult(
         name, batch_size, shape, resolved, runtime, against, rounds, runners.machine(), flops,
-        reference, training[0] if training else None, [], notes=plan.notes)
+        reference, training[0] if training else None, [], notes=plan.notes, rates=rates)
     result.rows = [_row(n, plan.rows[n], rates, result, matmul_size) for n in plan.rows]
     if runtime == "all":
         ours = [r for r in result.rows if r.role == "kerasarch" and r.kind == "inference"]

@@ -117,13 +117,14 @@ def twin_label(name: str) -> str | None:
     return f"keras.applications {declared.rsplit('.', 1)[1]}" if declared else None
 
 
-def litert_predict(model: keras.Model, batch_size: int, folder: Path) -> Predict:
-    """The model as a float32 LiteRT flatbuffer, its interpreter resized to `batch_size`."""
+def litert_predict(model: keras.Model, batch_size: int, folder: Path,
+                   quantization: str = "float32") -> Predict:
+    """The model as a LiteRT flatbuffer (`quantization`: as `export.litert`), resized to `batch_size`."""
     import tensorflow as tf
 
     from kerasarch.export import litert
 
-    path = litert(model, folder / f"{model.name}.tflite")
+    path = litert(model, folder / f"{model.name}-{quantization}.tflite", quantization)
     with warnings.catch_warnings():  # tf.lite.Interpreter's deprecation in favour of ai_edge_litert
         warnings.simplefilter("ignore", UserWarning)
         interpreter = tf.lite.Interpreter(model_path=str(path), num_threads=os.cpu_count())
