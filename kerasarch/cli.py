@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 
 from kerasarch.cli_analysis import add_parsers as add_analysis_parsers
+from kerasarch.cli_bench import HELP as BENCHMARK_HELP
+from kerasarch.cli_bench import add_parser as add_benchmark_parser
 from kerasarch.cli_support import (
     METADATA_FILE,
     cli_message,
@@ -25,17 +27,19 @@ from kerasarch.cli_support import (
     version,
     write_metadata,
 )
+from kerasarch.extras import MissingExtraError
 from kerasarch.train import config as train_config
 
 COMMANDS = {
     "train": "train a model (default: LeNet-5 on digits, offline)",
     "evaluate": "top-1/top-5, per-class accuracy and a confusion matrix of a run or model",
     "predict": "the top-k labels of image files, from a run, a .keras file or a model name",
-    "export": "export for TF Serving (SavedModel) or devices (LiteRT)",
+    "export": "export for TF Serving (SavedModel), devices (LiteRT), ONNX Runtime or OpenVINO",
     "models": "list the registered models",
     "info": "show a model's metadata as JSON",
     "summary": "parameters, FLOPs (total and per layer), memory, depth and published top-1 of a model",
     "compare": "a table and a top-1 vs GFLOPs bubble chart of every registered model",
+    "benchmark": BENCHMARK_HELP,
     "data show": "save a labelled grid of a dataset's images as PNG",
 }
 EXAMPLES = """examples:
@@ -152,11 +156,16 @@ def _cmd_export(args: argparse.Namespace) -> int:
             model, out, class_names=class_names, top_k=min(args.top_k, model.output_shape[-1]),
             image_size=image_size, max_pixels=args.max_pixels, crop_fraction=crop,
         )
+    elif args.format == "onnx":
+        path = export.onnx(model, out / f"{model.name}.onnx")
+    elif args.format == "openvino":
+        path = export.openvino(model, out / f"{model.name}.xml")
     else:
         path = export.litert(model, out / f"{model.name}-{args.quantization}.tflite",
                              quantization=args.quantization)
-    size = sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file()) if Path(path).is_dir() \
-        else Path(path).stat().st_size
+    path = Path(path)
+    files = list(path.rglob("*")) if path.is_dir() else [path, path.with_suffix(".bin")]  # IR: .xml + .bin
+    size = sum(f.stat().st_size for f in files if f.is_file())
     print(f"Exported {target} as {args.format} to {path} ({size / 2 ** 20:.1f} MiB)")
     return 0
 
@@ -280,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate(sub)
     _add_predict(sub)
     add_analysis_parsers(sub, COMMANDS)
+    add_benchmark_parser(sub, COMMANDS)
     _add_data(sub)
     return parser
 
@@ -299,11 +309,12 @@ def _add_models_and_info(sub) -> None:
 def _add_export(sub) -> None:
     exporter = sub.add_parser("export", help=COMMANDS["export"], description=COMMANDS["export"] + ".")
     exporter.add_argument("target", help="a run folder or a .keras model file")
-    exporter.add_argument("--format", default="saved_model", choices=("saved_model", "litert"),
-                          help="export format")
+    exporter.add_argument("--format", default="saved_model",
+                          choices=("saved_model", "litert", "onnx", "openvino"),
+                          help="export format (onnx, openvino: the `runtimes` extra)")
     exporter.add_argument("--out", default=None,
-                          help="TF Serving base path / LiteRT folder (default: RUN_DIR/export, "
-                          "or ./export for a model file)")
+                          help="TF Serving base path / LiteRT, ONNX, OpenVINO folder (default: "
+                          "RUN_DIR/export, or ./export for a model file)")
     exporter.add_argument("--quantization", default="float32", choices=("float32", "float16", "int8"),
                           help="LiteRT weight precision")
     exporter.add_argument("--fold-batchnorm", action="store_true",
@@ -386,7 +397,8 @@ def _print_help(parser: argparse.ArgumentParser) -> int:
 
 # --- running a command: TensorFlow's start-up, logging, errors ------------------------------
 
-NEEDS_TENSORFLOW = frozenset({"train", "evaluate", "predict", "export", "summary", "compare", "data"})
+NEEDS_TENSORFLOW = frozenset({"train", "evaluate", "predict", "export", "summary", "compare", "data",
+                              "benchmark"})
 
 
 def _command_parser(parser: argparse.ArgumentParser, command: str | None):
@@ -404,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
         return _print_help(parser)
     configure_logging(args.debug)
     # `train` without MODEL: the default (or, resuming, the run's); only a given name is checked
-    model = getattr(args, "model", None) if args.command in ("train", "summary") else None
+    model = getattr(args, "model", None) if args.command in ("train", "summary", "benchmark") else None
     if model is not None and model not in models_metadata():
         print(f"kerasarch: error: {unknown_model_message(model)}", file=sys.stderr)
         return 2
@@ -412,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
         start_tensorflow(args.debug)
     try:
         return args.func(args)
-    except (ValueError, OSError) as error:
+    except (ValueError, OSError, MissingExtraError) as error:
         message = cli_message(str(error), _command_parser(parser, args.command))
         print(f"kerasarch: error: {message}", file=sys.stderr)
         return 2

@@ -20,15 +20,21 @@ was wrong and which image of the batch it was ("image 3 of 4: ..."); other corru
 fails in the decoder with its own message. Every image becomes 3-channel uint8
 (grayscale, RGBA, CMYK, 16-bit and palette images included; GIFs give their first frame).
 
+`onnx(model, path)` and `openvino(model, path)` write the model's forward pass (float32
+pixels in [0, 255] in, normalization in the graph) for ONNX Runtime and OpenVINO; they need
+the `runtimes` extra (`onnx_session` / `openvino_model` run the files).
+
 Modules: `serving` (the signatures, guarded decoding), `headers` (format, size and
-truncation from the bytes), `litert`, `fold` (`fold_batchnorm`, `FoldedBatchNorm`). The
-function `litert` shadows its module's name here; reach the module through
-`importlib.import_module("kerasarch.export.litert")`.
+truncation from the bytes), `litert`, `onnx`, `openvino`, `fold` (`fold_batchnorm`,
+`FoldedBatchNorm`). The functions `litert`, `onnx` and `openvino` shadow their modules'
+names here; reach a module through `importlib.import_module("kerasarch.export.litert")`.
 """
 
 from kerasarch.export.fold import FoldedBatchNorm, fold_batchnorm
 from kerasarch.export.headers import FORMATS, header_size, truncated
 from kerasarch.export.litert import FLATBUFFER_LIMIT, QUANTIZATIONS, litert
+from kerasarch.export.onnx import onnx, onnx_session
+from kerasarch.export.openvino import openvino, openvino_model
 from kerasarch.export.serving import DEFAULT_MAX_PIXELS, guarded_decode, new_archive, saved_model
 
 __all__ = [
@@ -42,6 +48,10 @@ __all__ = [
     "header_size",
     "litert",
     "new_archive",
+    "onnx",
+    "onnx_session",
+    "openvino",
+    "openvino_model",
     "saved_model",
     "truncated",
 ]

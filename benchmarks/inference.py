@@ -1,0 +1,231 @@
+"""Inference speed side by side, in one process: kerasarch against keras.applications, MFU,
+and every runtime, with top-1 agreement on real photos.
+
+    python benchmarks/inference.py             # the full run (a quiet machine; long)
+    python benchmarks/inference.py --quick     # one small model, 2 rounds, results to /tmp
+
+1. Twins: every registered model that declares a keras.applications twin, kerasarch and
+   the twin in fp32 and mixed_bfloat16 at batch 16, interleaved round by round; the ratio
+   kerasarch / twin per precision (preprocessing in both graphs: the twin's
+   `preprocess_input` is traced into its timed function).
+2. MFU: ResNet-50 fp32 and bf16 at batch 16 over a 4096 square matmul of the same
+   precision, timed in the same rounds.
+3. Runtimes: ResNet-18, ResNet-50, MobileNet v2 and EfficientNet-B0 (those registered) at
+   batch 1 and 16 in TensorFlow fp32 / bf16, LiteRT fp32 / int8, ONNX Runtime, OpenVINO
+   (bf16 too where the CPU has it), beside keras.applications fp32 (and torchvision when
+   PyTorch is importable); top-1 agreement of each with fp32 Keras on the real photos of
+   ../shared/data/photos (random-init weights: the ImageNet files cannot be downloaded on
+   these machines, so near-ties make agreement a conservative figure).
+
+Writes OUT/inference.md and OUT/inference.json (default benchmarks/results; --quick
+defaults to /tmp/kerasarch-inference-quick so quick figures are never committed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kerasarch import analysis, registry
+from kerasarch.benchmark import runners, timing
+from kerasarch.data import transforms
+
+ROOT = Path(__file__).resolve().parents[1]
+PHOTOS = ROOT.parent / "shared" / "data" / "photos"
+RUNTIME_MODELS = ("resnet18", "resnet50", "mobilenet_v2", "efficientnet_b0")
+
+
+def random_pixels(shape, batch: int) -> np.ndarray:
+    return np.random.default_rng(0).uniform(0, 255, (batch, *shape)).astype(np.float32)
+
+
+def photos(size: int, limit: int | None) -> np.ndarray:
+    files = sorted(PHOTOS.glob("n0*.JPEG"))[:limit]
+    if not files:
+        raise SystemExit(f"no photos in {PHOTOS}")
+    return np.stack([transforms.eval_transform_encoded(tf.constant(f.read_bytes()), size).numpy()
+                     for f in files]).astype(np.float32)
+
+
+def predict_all(predict, images: np.ndarray, batch: int) -> np.ndarray:
+    """Predictions in batches of exactly `batch` (LiteRT's interpreter has a fixed batch)."""
+    outputs = []
+    for start in range(0, len(images), batch):
+        chunk = images[start:start + batch]
+        padded = np.concatenate([chunk, np.repeat(chunk[-1:], batch - len(chunk), 0)])
+        outputs.append(np.asarray(predict(padded))[:len(chunk)])
+    return np.concatenate(outputs)
+
+
+def summary(rates, reference: str) -> dict:
+    return {name: spread.as_dict() for name, spread in timing.ratios(rates, reference).items()}
+
+
+def twins_section(names, batch: int, rounds: int, size: int | None, seconds: float) -> list[dict]:
+    rows = []
+    for name in names:
+        label = runners.twin_label(name)
+        images = random_pixels(runners.input_shape(name, size), batch)
+        contenders = []
+        for precision in ("fp32", "bf16"):
+            ours = runners.build(name, size, precision)
+            model, preprocess = runners.twin(name, size, precision)
+            for who, predict in ((f"kerasarch {precision}", runners.tf_predict(ours)),
+                                 (f"{label} {precision}", runners.tf_predict(model, preprocess))):
+                contenders.append(timing.Contender(who, lambda p=predict, x=images: p(x), batch))
+        rates = timing.interleave(contenders, rounds, seconds)
+        row = {"model": name, "twin": label, "batch": batch,
+               "images_per_second": {k: timing.Spread.of(v).as_dict() for k, v in rates.items()}}
+        for precision in ("fp32", "bf16"):
+            row[f"ratio_{precision}"] = timing.ratios(
+                rates, f"{label} {precision}", [f"kerasarch {precision}"])[f"kerasarch {precision}"].as_dict()
+        rows.append(row)
+        print(name, {p: round(row[f"ratio_{p}"]["median"], 3) for p in ("fp32", "bf16")}, flush=True)
+        keras.backend.clear_session()
+    return rows
+
+
+def mfu_section(name: str, batch: int, rounds: int, size: int | None, seconds: float,
+                matmul_size: int) -> dict:
+    images = random_pixels(runners.input_shape(name, size), batch)
+    base = runners.build(name, size)
+    flops = analysis.flops(base)
+    contenders = []
+    for precision in ("fp32", "bf16"):
+        model = base if precision == "fp32" else runners.build(name, size, precision, base)
+        predict = runners.tf_predict(model)
+        contenders += [timing.Contender(f"model {precision}", lambda p=predict: p(images), batch),
+                       timing.Contender(f"matmul {precision}", runners.matmul(precision, matmul_size),
+                                        2 * matmul_size ** 3)]
+    rates = timing.interleave(contenders, rounds, seconds)
+    result = {"model": name, "batch": batch, "flops_per_image": flops, "matmul_size": matmul_size}
+    for precision in ("fp32", "bf16"):
+        mfu = np.asarray(rates[f"model {precision}"]) * flops / np.asarray(rates[f"matmul {precision}"])
+        result[f"mfu_{precision}"] = timing.Spread.of(mfu).as_dict()
+        result[f"matmul_gflops_{precision}"] = timing.Spread.of(
+            np.asarray(rates[f"matmul {precision}"]) / 1e9).as_dict()
+    print("mfu", {p: round(result[f"mfu_{p}"]["median"], 3) for p in ("fp32", "bf16")}, flush=True)
+    return result
+
+
+def _runtime_predicts(name, base, size, batch, folder):
+    """`{contender: predict}`: kerasarch in every runtime and its peers."""
+    predicts = {"kerasarch tf fp32": runners.tf_predict(base),
+                "kerasarch tf bf16": runners.tf_predict(runners.build(name, size, "bf16", base)),
+                "kerasarch litert fp32": runners.litert_predict(base, batch, folder),
+                "kerasarch litert int8": runners.litert_predict(base, batch, folder, "int8"),
+                "kerasarch onnx fp32": runners.onnx_predict(base, folder)}
+    for precision in runners.runtime_precisions("openvino"):
+        predicts[f"kerasarch openvino {precision}"] = runners.openvino_predict(base, folder, precision)
+    if runners.twin(name, size) is not None:
+        predicts[f"{runners.twin_label(name)} fp32"] = runners.tf_predict(*runners.twin(name, size))
+    if runners.torch_available():
+        for precision in ("fp32", "bf16"):
+            predict = runners.torch_predict(name, size, precision)
+            if predict is not None:
+                predicts[f"torch {name} {precision}"] = predict
+    return predicts
+
+
+def runtimes_section(names, batches, rounds, size, seconds, photo_limit) -> list[dict]:
+    rows = []
+    for name in names:
+        base = runners.build(name, size)
+        pixels = photos(runners.input_shape(name, size)[0], photo_limit)
+        expected = predict_all(runners.tf_predict(base), pixels, 16).argmax(-1)
+        for batch in batches:
+            with tempfile.TemporaryDirectory() as tmp:
+                predicts = _runtime_predicts(name, base, size, batch, Path(tmp))
+                images = random_pixels(runners.input_shape(name, size), batch)
+                contenders = [timing.Contender(k, lambda p=p, x=images: p(x), batch)
+                               for k, p in predicts.items()]
+                rates = timing.interleave(contenders, rounds, seconds)
+                agreement = {k: float(np.mean(predict_all(p, pixels, batch).argmax(-1) == expected))
+                             for k, p in predicts.items() if k.startswith("kerasarch")}
+            peers = [k for k in predicts if not k.startswith("kerasarch") and k.endswith("fp32")]
+            reference = peers[0] if peers else "kerasarch tf fp32"
+            ratios = summary(rates, reference)
+            # the recommendation: runtimes that keep top-1 agreement >= 99% (int8 is reported only)
+            ours = {k: v for k, v in ratios.items() if k.startswith("kerasarch") and agreement[k] >= 0.99}
+            fastest = max(ours, key=lambda k: ours[k]["median"]) if ours else reference
+            rows.append({"model": name, "batch": batch, "reference": reference, "ratios": ratios,
+                         "images_per_second": {k: timing.Spread.of(v).as_dict() for k, v in rates.items()},
+                         "top1_agreement": agreement, "photos": len(pixels), "fastest": fastest})
+            print(name, batch, "fastest:", fastest, round(ratios.get(fastest, {"median": 1})["median"], 3),
+                  flush=True)
+        keras.backend.clear_session()
+    return rows
+
+
+def _fmt(spread: dict, digits: int = 2, suffix: str = "x") -> str:
+    low, high = spread["minimum"], spread["maximum"]
+    return f"{spread['median']:.{digits}f}{suffix} [{low:.{digits}f}-{high:.{digits}f}]"
+
+
+def markdown(report: dict) -> str:
+    lines = ["# Inference benchmarks", "", f"`{report['command']}` on {report['machine_line']}; "
+             f"{report['rounds']} interleaved rounds, figures are median [min-max] over rounds.", "",
+             "## kerasarch / keras.applications twin (batch 16, preprocessing in both graphs)", "",
+             "| model | twin | fp32 ratio | bf16 ratio |", "|---|---|---:|---:|"]
+    lines += [f"| {r['model']} | {r['twin']} | {_fmt(r['ratio_fp32'])} | {_fmt(r['ratio_bf16'])} |"
+              for r in report["twins"]]
+    m = report["mfu"]
+    lines += ["", f"## Model FLOP utilization ({m['model']}, batch {m['batch']}, "
+              f"{m['flops_per_image'] / 1e9:.2f} GFLOPs / image, {m['matmul_size']}² matmul)", "",
+              "| precision | MFU | matmul GFLOP/s |", "|---|---:|---:|"]
+    lines += [f"| {p} | {_fmt(m[f'mfu_{p}'], 3, '')} | {_fmt(m[f'matmul_gflops_{p}'], 1, '')} |"
+              for p in ("fp32", "bf16")]
+    lines += ["", "## Runtimes (ratio to the reference; top-1 agreement with fp32 Keras on real photos)", ""]
+    for r in report["runtimes"]:
+        lines += [f"### {r['model']}, batch {r['batch']}: fastest {r['fastest']}", "",
+                  f"Reference: {r['reference']}; {r['photos']} photos.", "",
+                  "| contender | ratio | images/s | top-1 agreement |", "|---|---:|---:|---:|"]
+        for name, rate in r["images_per_second"].items():
+            ratio = "reference" if name == r["reference"] else _fmt(r["ratios"][name])
+            agree = f"{r['top1_agreement'][name]:.2%}" if name in r["top1_agreement"] else "-"
+            lines.append(f"| {name} | {ratio} | {_fmt(rate, 1, '')} | {agree} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="one small model, 2 rounds, 64 px")
+    parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    registered = set(registry.list_models())
+    if args.quick:
+        rounds, size, seconds, matmul_size, limit = args.rounds or 2, 64, 0.2, 2048, 8
+        twins, mfu_model, models, batches = ["mobilenet_v2"], "resnet50", ["resnet18"], [1]
+        out = Path(args.out or "/tmp/kerasarch-inference-quick")
+    else:
+        rounds, size, seconds, matmul_size, limit = args.rounds or 7, None, 1.0, 4096, None
+        twins = [n for n in registry.list_models() if registry.model_info(n).twin]
+        mfu_model, batches = "resnet50", [1, 16]
+        models = [n for n in RUNTIME_MODELS if n in registered]
+        out = Path(args.out) if args.out else ROOT / "benchmarks" / "results"
+    machine = runners.machine()
+    report = {
+        "command": "python benchmarks/inference.py" + (" --quick" if args.quick else ""),
+        "machine": machine, "rounds": rounds, "image_size": size or "native",
+        "machine_line": f"{machine['cpu']}, {machine['cores']} cores, TF {machine['tensorflow']}, "
+                        f"Keras {machine['keras']}",
+        "twins": twins_section(twins, 16, rounds, size, seconds),
+        "mfu": mfu_section(mfu_model, 16, rounds, size, seconds, matmul_size),
+        "runtimes": runtimes_section(models, batches, rounds, size, seconds, limit),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "inference.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "inference.md").write_text(markdown(report) + "\n")
+    print(f"Wrote {out / 'inference.md'} and {out / 'inference.json'}")
+
+
+if __name__ == "__main__":
+    main()
