@@ -68,6 +68,29 @@ def cache_dir(tmp_path_factory, monkeypatch) -> Path:
     return path
 
 
+# Variants whose layers and code paths a smaller member of their family runs already (the
+# same builder and blocks, only more of them or wider): the tests that build a model again
+# (pooled, at another size, the .keras round trip, the LiteRT conversion) run on that member
+# instead. Every registered model still runs its own build through the registry suite (counts,
+# outputs, names, variable input sizes); tests/test_contract.py checks each entry below names
+# a registered member of the same family that is not itself covered.
+COVERED_BY = {
+    **dict.fromkeys(["resnet101", "resnet152"], "resnet50"),
+    "resnet34": "resnet18",
+    **dict.fromkeys(["resnet101v2", "resnet152v2"], "resnet50v2"),
+    "wide_resnet101_2": "wide_resnet50_2",
+    **dict.fromkeys(["bit_r50x3", "bit_r101x1", "bit_r101x3", "bit_r152x2", "bit_r152x4"], "bit_r50x1"),
+    **dict.fromkeys(["vgg13", "vgg16", "vgg19"], "vgg11"),
+    **dict.fromkeys(["vgg13_bn", "vgg16_bn", "vgg19_bn"], "vgg11_bn"),
+    **dict.fromkeys(["convnext_small", "convnext_base", "convnext_large", "convnext_xlarge"],
+                    "convnext_tiny"),
+    **dict.fromkeys(["densenet", "densenet169", "densenet201", "densenet264"], "densenet121"),
+    **dict.fromkeys([f"efficientnet_b{i}" for i in range(1, 8)] + ["efficientnet_l2"],
+                    "efficientnet_b0"),
+    "mobilenet_025": "mobilenet",
+}
+
+
 # Test modules whose parametrized tests are independent units for pytest-xdist: one group
 # per value of this parameter (a model, a lesson). Every other module is one group, so its
 # module- and session-scoped fixtures (a trained run, the docs site) are made once.

@@ -206,3 +206,12 @@ def test_plain_import_kerasarch_is_enough_to_load_its_keras_files(imports, tmp_p
     proc = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0 and "loaded lenet5" in proc.stdout, proc.stderr[-2000:]
+
+
+def test_each_covered_variant_names_an_uncovered_member_of_its_family():
+    from conftest import COVERED_BY
+
+    for name, member in COVERED_BY.items():
+        assert name in kerasarch.list_models(), f"{name} is not registered"
+        assert member not in COVERED_BY, f"{name}: {member} is itself covered by another model"
+        assert kerasarch.model_info(member).family == kerasarch.model_info(name).family, name

@@ -22,7 +22,7 @@ import kerasarch
 from kerasarch import export
 from kerasarch.data import transforms
 
-from conftest import shared_data_or_skip
+from conftest import COVERED_BY, shared_data_or_skip
 
 SIZE = 96
 NAMES = [f"class {i}" for i in range(10)]
@@ -408,14 +408,12 @@ def _run_litert(path, images):
 
 # Conversion time goes with the weights: 1-2 minutes each for the BiT variants of
 # 200M-400M parameters and 20-45 s for the deeper ResNets on this 2-core machine. The suite
-# converts one variant of every block type (resnet18/34/50, resnet50v2, wide_resnet50_2,
-# bit_r50x1, every VGG, AlexNet, LeNet-5); the deeper and wider siblings below use the same
-# layers. All of them were converted and matched Keras when the test was written (bit_r50x3
-# 62 s, bit_r152x2 78 s, bit_r101x3 108 s); KERASARCH_FULL_LITERT=1 converts them all again.
-# bit_r152x4 exceeds the flatbuffer limit (next test).
-SIBLINGS = {"resnet101", "resnet152", "resnet101v2", "resnet152v2", "wide_resnet101_2",
-            "bit_r101x1", "bit_r50x3", "bit_r101x3", "bit_r152x2"}
-SLOW_TO_CONVERT = {"bit_r152x4"} | (set() if os.environ.get("KERASARCH_FULL_LITERT") else SIBLINGS)
+# converts every model that no smaller member of its family covers (conftest.COVERED_BY: the
+# deeper and wider siblings use the same layers). The BiT and ResNet siblings were converted
+# and matched Keras when the test was written (bit_r50x3 62 s, bit_r152x2 78 s, bit_r101x3
+# 108 s); KERASARCH_FULL_LITERT=1 converts every sibling again. bit_r152x4 exceeds the
+# flatbuffer limit (next test).
+SLOW_TO_CONVERT = {"bit_r152x4"} | (set() if os.environ.get("KERASARCH_FULL_LITERT") else set(COVERED_BY))
 LITERT_MODELS = [n for n in kerasarch.list_models() if n not in SLOW_TO_CONVERT]
 
 

@@ -19,7 +19,7 @@ import pytest
 
 import kerasarch
 
-from conftest import ROOT, forward, raw_images
+from conftest import COVERED_BY, ROOT, forward, raw_images
 
 MODELS = kerasarch.list_models()
 HEAVY_PARAMS = 100_000_000  # a build above this is made once: no rebuilds, no round trip
@@ -45,6 +45,11 @@ def top_shape(name: str, info) -> tuple:
 def skip_if(condition: bool, name: str, what: str) -> None:
     if condition:
         pytest.skip(f"{name} is built once in the suite; {what} runs on its smaller siblings")
+
+
+def skip_if_covered(name: str, what: str) -> None:
+    if name in COVERED_BY:
+        pytest.skip(f"{what} runs on {COVERED_BY[name]}, whose builder and blocks {name} shares")
 
 
 class BuildCache:
@@ -150,6 +155,7 @@ def test_pooling_without_top(name, info, notop_model, builds, pooling):
     if pooling is None:
         model = notop_model
     else:
+        skip_if_covered(name, "the pooled rebuild")
         skip_if(notop_model.count_params() > HEAVY_PARAMS, name, "the pooled rebuild")
         model = builds.get(
             name, include_top=False, pooling=pooling, input_shape=(None, None, shape[2])
@@ -194,6 +200,7 @@ def test_non_native_size_with_top(name, info):
         with pytest.raises(ValueError, match="native size"):
             kerasarch.get_model(name, input_shape=other)
     else:
+        skip_if_covered(name, "a second build with the head")
         skip_if(params(name) > HEAVY_PARAMS, name, "a second build with the head")
         model = kerasarch.get_model(name, input_shape=other, classes=7)
         assert forward(model, raw_images(other)).shape == (2, 7)
@@ -207,14 +214,16 @@ def test_too_small_input_is_refused(name, info):
         size = info.min_size_with_top - 1
         with pytest.raises(ValueError, match=rf"include_top=True.*>= {size + 1}"):
             kerasarch.get_model(name, input_shape=(size, size, info.input_shape[2]))
+        skip_if_covered(name, "the build at the smallest size with the head")
         ok = kerasarch.get_model(name, input_shape=(size + 1, size + 1, info.input_shape[2]))
         assert forward(ok, raw_images((size + 1, size + 1, 3))).shape == (2, info.classes)
 
 
-def test_keras_round_trip_safe_mode(name, info, tmp_path, builds, top_model):
+def test_keras_round_trip_safe_mode(name, info, tmp_path, builds, request):
     # The round trip of a model above HEAVY_PARAMS would write gigabytes (BiT-R101x3:
     # 1.5 GB): such a model round-trips its backbone instead where that is light (VGG).
-    model, images = top_model, raw_images(top_shape(name, info), count=2)
+    skip_if_covered(name, "the .keras round trip")
+    model, images = request.getfixturevalue("top_model"), raw_images(top_shape(name, info), count=2)
     if model.count_params() > HEAVY_PARAMS:
         skip_if(params(name) > HUGE_PARAMS, name, "the .keras round trip")
         model = builds.get(name, include_top=False, input_shape=(None, None, info.input_shape[2]))
