@@ -182,3 +182,19 @@ def test_recipe_multiplies_the_rate_by_094_every_two_epochs(name, epochs):
     # The rate of epochs 0-1, 2-3, 4-5, ... (10 steps an epoch): 0.045 x 0.94^k.
     rates = [float(schedule(step)) for step in range(5, 10 * epochs, 20)]
     np.testing.assert_allclose(rates, 0.045 * 0.94 ** np.arange(len(rates)), rtol=1e-5)
+
+
+def test_a_run_below_the_auxiliary_minimum_trains_without_the_auxiliary_head(caplog):
+    # The trainer builds a model with its auxiliary classifiers where the builder has them;
+    # Inception v3's needs 299 px, so a smaller run trains the single-output network, saying so.
+    from types import SimpleNamespace
+
+    from kerasarch.train import model_setup
+
+    config = SimpleNamespace(model="inception_v3", weights=None, fine_tune=None)
+    plan = SimpleNamespace(config=config, image_size=SMALL[0], channels=3, augment=None)
+    with caplog.at_level("WARNING", logger="kerasarch.train"):
+        model = model_setup._build_model(plan, classes=10)
+    assert len(model.outputs) == 1 and model.output_shape == (None, 10)
+    assert "without its auxiliary classifier" in caplog.text
+    assert model_setup._training_args("inception_v3") == {"aux_logits": True}

@@ -23,10 +23,11 @@ from conftest import COVERED_BY, ROOT, forward, raw_images
 
 MODELS = kerasarch.list_models()
 HEAVY_PARAMS = 100_000_000  # a build above this is made once: no rebuilds, no round trip
-# Above this, not even the include_top=False build is made (BiT-R152x4: 936M parameters,
-# 3.7 GB in float32): it runs the pinned counts, the output and naming checks on its one
+# Above this, not even the include_top=False build is made (BiT-R101x3 388M, ConvNeXt-XL
+# 350M, EfficientNet-L2 481M, BiT-R152x4 936M parameters: 1.4-3.7 GB in float32, a minute
+# per build on 2 cores): it runs the pinned counts, the output and naming checks on its one
 # build.
-HUGE_PARAMS = 500_000_000
+HUGE_PARAMS = 300_000_000
 
 
 def params(name: str) -> int:
@@ -115,14 +116,18 @@ def test_pinned_parameter_counts(top_model, info):
 
 
 def test_output_with_top_is_a_distribution(top_model, name, info):
-    images = raw_images(top_shape(name, info), count=2)
+    count = 1 if name in COVERED_BY else 2  # a covered variant's forward pass can be its largest cost
+    images = raw_images(top_shape(name, info), count=count)
     probs = forward(top_model, images)
-    assert probs.shape == (2, info.classes)
+    assert probs.shape == (count, info.classes)
     assert probs.dtype == np.float32
     np.testing.assert_allclose(probs.sum(axis=-1), 1.0, rtol=1e-4)
 
 
-def test_uint8_and_float_pixels_give_the_same_output(top_model, name, info):
+def test_uint8_and_float_pixels_give_the_same_output(name, info, request):
+    # The raw-image input block is heads.image_input for every model.
+    skip_if_covered(name, "the uint8 / float comparison of the shared input block")
+    top_model = request.getfixturevalue("top_model")
     images = raw_images(top_shape(name, info), count=2)
     np.testing.assert_allclose(
         forward(top_model, images),
