@@ -23,6 +23,7 @@ on the 3x3 convolution, "ResNet v1.5").
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable
 
 import keras
@@ -31,6 +32,7 @@ from kerasarch import blocks, heads
 from kerasarch import layers as ka_layers
 from kerasarch.registry import ParamCounts, PublishedAccuracy, Recipe, register
 from kerasarch.weights import ImageNetWeights, keras_applications_file
+from kerasarch.weights_timm import TimmNames, register_names
 
 
 @dataclasses.dataclass(frozen=True)
@@ -253,6 +255,33 @@ CONFIGS = {
         for depth, blocks_per_stage in ((50, (3, 4, 6, 3)), (101, (3, 4, 23, 3)), (152, (3, 8, 36, 3)))
     },
 }
+
+
+# timm's (and torchvision's) names for the torchvision-layout ResNets: the stem and head ...
+TIMM_FIXED = {"conv1_conv": "conv1", "conv1_bn": "bn1", "predictions": "fc"}
+# ... and, inside block `conv{S}_block{B}` (timm's `layer{S-1}.{B-1}`), each layer's module.
+TIMM_BLOCK = {
+    "0_conv": "downsample.0", "0_bn": "downsample.1",
+    "1_conv": "conv1", "1_bn": "bn1", "2_conv": "conv2", "2_bn": "bn2", "3_conv": "conv3", "3_bn": "bn3",
+}
+_BLOCK_LAYER = re.compile(r"conv(\d)_block(\d+)_(\d_(?:conv|bn))")
+
+
+def timm_module(layer: str) -> str | None:
+    """The timm module of a torchvision-layout ResNet layer (`TIMM_FIXED`, `TIMM_BLOCK`)."""
+    if layer in TIMM_FIXED:
+        return TIMM_FIXED[layer]
+    match = _BLOCK_LAYER.fullmatch(layer)
+    if match is None or match[3] not in TIMM_BLOCK:
+        return None
+    return f"layer{int(match[1]) - 1}.{int(match[2]) - 1}.{TIMM_BLOCK[match[3]]}"
+
+
+TIMM_NAMES = TimmNames(
+    timm_module, head="fc",
+    architectures={name: name for name in ("resnet18", "resnet34", "wide_resnet50_2", "wide_resnet101_2")},
+)
+register_names(TIMM_NAMES)
 
 
 def _keras_files(name: str, top: str, notop: str) -> ImageNetWeights:
