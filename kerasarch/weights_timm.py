@@ -52,11 +52,14 @@ class TimmNames:
             the model is built without the head or for another class count.
         architectures: timm architecture name of each kerasarch variant the table serves,
             checked against `config.json`'s `architecture` when the weights have one.
+        pre_logits: Modules between the backbone and `head` (VGG's fc1/fc2): loaded with
+            any class count, skipped without the top.
     """
 
     module: Callable[[str], str | None]
     head: str
     architectures: Mapping[str, str]
+    pre_logits: tuple[str, ...] = ()
 
 
 NAME_MAPS: dict[str, TimmNames] = {}
@@ -182,8 +185,10 @@ def to_keras(layer: keras.layers.Layer, weight_name: str, tensor: np.ndarray) ->
 
     Convolution kernels go from (out, in, h, w) to (h, w, in, out); depthwise kernels from
     (channels * multiplier, 1, h, w) to (h, w, channels, multiplier); dense kernels from
-    (out, in) to (in, out). Everything else (biases, norm parameters, running statistics)
-    keeps its shape.
+    (out, in) to (in, out). A convolution kernel for a dense layer (timm's VGG computes fc1
+    as a 7x7 convolution over the map kerasarch flattens) becomes (h * w * in, out), in the
+    height, width, channel order of Keras' `Flatten`. Everything else (biases, norm
+    parameters, running statistics) keeps its shape.
     """
     if weight_name != "kernel":
         return tensor
@@ -197,6 +202,8 @@ def to_keras(layer: keras.layers.Layer, weight_name: str, tensor: np.ndarray) ->
         return tensor.transpose(2, 3, 1, 0)
     if isinstance(layer, keras.layers.Dense) and tensor.ndim == 2:
         return tensor.T
+    if isinstance(layer, keras.layers.Dense) and tensor.ndim == 4:
+        return tensor.transpose(2, 3, 1, 0).reshape(-1, tensor.shape[0])
     return tensor
 
 
@@ -210,12 +217,15 @@ def _problems(kind: str, names: list[str]) -> str:
     return f"{kind}: {names[:5]}{more}" if names else ""
 
 
-def _plan(model: keras.Model, tensors: Mapping[str, np.ndarray], names: TimmNames, new_head: bool):
-    """Pairs every model weight with its converted tensor; collects what does not fit."""
-    assignments, missing, shapes, consumed, unmapped = [], [], [], set(), []
-    head_prefix = names.head + "."
-    if new_head:
-        consumed |= {k for k in tensors if k.startswith(head_prefix)}
+def _plan(
+    model: keras.Model, tensors: Mapping[str, np.ndarray], names: TimmNames, skip: tuple[str, ...]
+):
+    """Pairs every model weight with its converted tensor; collects what does not fit.
+
+    The tensors of the `skip` modules are taken as read and their layers left as built.
+    """
+    assignments, missing, shapes, unmapped = [], [], [], []
+    consumed = {k for k in tensors if k.startswith(tuple(f"{m}." for m in skip))}
     for layer in model.layers:
         if not layer.weights:
             continue
@@ -223,7 +233,7 @@ def _plan(model: keras.Model, tensors: Mapping[str, np.ndarray], names: TimmName
         if module is None:
             unmapped.append(layer.name)
             continue
-        if new_head and module == names.head:
+        if module in skip:
             continue
         values = []
         for weight in layer.weights:
@@ -238,7 +248,7 @@ def _plan(model: keras.Model, tensors: Mapping[str, np.ndarray], names: TimmName
                 shapes.append(
                     f"{key} {tuple(tensors[key].shape)} -> {layer.name}/{short} {tuple(weight.shape)}"
                 )
-            values.append(value.astype(weight.dtype))
+            values.append(value.astype(weight.dtype, copy=False))
         assignments.append((layer, values))
     unexpected = sorted(k for k in tensors if k not in consumed and not k.endswith(IGNORED_SUFFIXES))
     return assignments, missing, unexpected, shapes, unmapped
@@ -267,7 +277,9 @@ def load(
     tensors = read_safetensors(source.path)
     file_classes = _head_classes(tensors, names.head)
     new_head = not include_top or (file_classes is not None and file_classes != classes)
-    assignments, missing, unexpected, shapes, unmapped = _plan(model, tensors, names, new_head)
+    skip = (names.head,) if new_head else ()
+    skip += () if include_top else names.pre_logits
+    assignments, missing, unexpected, shapes, unmapped = _plan(model, tensors, names, skip)
     if unmapped:
         raise ValueError(f"The timm name map of {variant} does not cover layers {unmapped[:5]}.")
     problems = [

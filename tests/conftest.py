@@ -94,7 +94,9 @@ COVERED_BY = {
 # Test modules whose parametrized tests are independent units for pytest-xdist: one group
 # per value of this parameter (a model, a lesson). Every other module is one group, so its
 # module- and session-scoped fixtures (a trained run, the docs site) are made once.
-SPLIT_BY = {"test_models": "name", "test_weights": "name", "test_notebooks": "source"}
+SPLIT_BY = {
+    "test_models": "name", "test_weights": "name", "test_notebooks": "source", "test_weights_timm": "name",
+}
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -57,7 +57,10 @@ def relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
     return float(np.max(np.abs(actual - expected)) / np.max(np.abs(expected)))
 
 
-@pytest.mark.parametrize("name", ["resnet18"])
+GOLDENS = sorted(path.stem for path in GOLDEN.glob("*.json"))
+
+
+@pytest.mark.parametrize("name", GOLDENS)
 def test_timm_safetensors_reproduce_the_reference_outputs(name, tmp_path):
     record = golden(name)
     path = write_weights(tmp_path / name, record)
@@ -145,8 +148,8 @@ def test_a_config_for_another_architecture_is_refused(tmp_path):
 
 
 def test_a_family_without_a_name_map_is_refused(resnet18_file):
-    with pytest.raises(ValueError, match="vgg16 has no timm name map; timm weights load into: .*resnet18"):
-        kerasarch.vgg16(weights=str(resnet18_file))
+    with pytest.raises(ValueError, match="alexnet has no timm name map; timm weights load into: .*resnet18"):
+        kerasarch.alexnet(weights=str(resnet18_file))
 
 
 def test_malformed_hub_name_is_refused():
@@ -179,3 +182,20 @@ def test_resnet_name_map_covers_every_weighted_layer():
         "conv1", "bn1", "fc", "layer2.0.downsample.0", "layer2.0.downsample.1", "layer4.1.bn2",
     }
     assert all(names.module(layer.name) for layer in model.layers if layer.weights)
+
+
+def test_vgg_without_the_top_skips_timm_pre_logits_and_head(tmp_path, capsys):
+    record = golden("vgg11_bn")
+    # The skipped modules' tensors only need their names here: small stand-ins keep the file small.
+    table = [row for row in record["tensors"] if row[0].startswith("features.")]
+    state = make_state(table, record["seed"])
+    for module in ("pre_logits.fc1", "pre_logits.fc2", "head.fc"):
+        state[f"{module}.weight"] = np.ones((1000, 1), np.float32)
+        state[f"{module}.bias"] = np.ones(1000, np.float32)
+    path = write_weights(tmp_path, record, state=state)
+    model = kerasarch.vgg11_bn(weights=str(path), include_top=False, input_shape=(32, 32, 3))
+    assert capsys.readouterr().out == ""
+    kernel = model.get_layer("block5_conv2").kernel.numpy()
+    assert np.array_equal(kernel, state["features.25.weight"].transpose(2, 3, 1, 0))
+    moving_mean = model.get_layer("block5_conv2_bn").moving_mean.numpy()
+    assert np.array_equal(moving_mean, state["features.26.running_mean"])

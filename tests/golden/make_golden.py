@@ -32,6 +32,7 @@ MODELS = {
     "resnet18": ("resnet18", 18, [2, 64, 64, 3]),
     "resnet34": ("resnet34", 34, [2, 64, 64, 3]),
     "wide_resnet50_2": ("wide_resnet50_2", 50, [2, 64, 64, 3]),
+    "vgg11_bn": ("vgg11_bn", 11, [2, 64, 64, 3]),
 }
 
 

@@ -4,15 +4,14 @@
 and records its outputs; the tests rebuild the identical tensors with numpy alone, write
 them as a safetensors file and load it through kerasarch. Only numpy is imported here.
 
-Recipe v1, one generator per tensor, `numpy.random.default_rng([seed, index])`, where
-`index` is the tensor's position in the state dict:
+Recipe v2, one generator per tensor, `numpy.random.default_rng([seed, index])`, where
+`index` is the tensor's position in the state dict, values drawn in float32
+(`random` / `standard_normal` with `dtype=float32`):
     integer tensors (BatchNorm's `num_batches_tracked`): zeros
-    `running_var`: uniform [0.5, 1.5) (positive)
-    `running_mean`: normal(0, 0.1)
     tensors of 2+ dimensions (convolution / linear weights): normal(0, 1 / sqrt(fan_in)),
         fan_in = the product of all dimensions but the first
-    other 1-D `weight` (norm scales): uniform [0.5, 1.5)
-    other 1-D tensors (biases, norm shifts): normal(0, 0.1)
+    1-D `running_var` and `weight` (norm scales): uniform [0.5, 1.5) (variances positive)
+    other 1-D tensors (`running_mean`, biases, norm shifts): normal(0, 0.1)
 Inputs: `default_rng([seed, INPUT_STREAM])`, uint8 pixels in [0, 255], NHWC.
 """
 
@@ -22,27 +21,24 @@ import math
 
 import numpy as np
 
-RECIPE = "v1"
+RECIPE = "v2"
 INPUT_STREAM = 1_000_003
 
 
 def make_tensor(name: str, shape: list[int], dtype: str, seed: int, index: int) -> np.ndarray:
-    """The recipe's tensor for state-dict entry `index` named `name`."""
+    """The recipe's tensor for state-dict entry `index` named `name` (drawn in float32)."""
     rng = np.random.default_rng([seed, index])
     if dtype.startswith("int"):
         return np.zeros(shape, dtype=dtype)
     leaf = name.rsplit(".", 1)[-1]
-    if leaf == "running_var":
-        values = rng.uniform(0.5, 1.5, shape)
-    elif leaf == "running_mean":
-        values = rng.normal(0.0, 0.1, shape)
-    elif len(shape) >= 2:
-        values = rng.normal(0.0, 1.0 / math.sqrt(math.prod(shape[1:])), shape)
-    elif leaf == "weight":
-        values = rng.uniform(0.5, 1.5, shape)
+    if leaf in ("running_var", "weight") and len(shape) < 2:
+        values = rng.random(shape, dtype=np.float32) + np.float32(0.5)
+    elif leaf == "running_mean" or len(shape) < 2:
+        values = rng.standard_normal(shape, dtype=np.float32) * np.float32(0.1)
     else:
-        values = rng.normal(0.0, 0.1, shape)
-    return values.astype(dtype)
+        scale = np.float32(1.0 / math.sqrt(math.prod(shape[1:])))
+        values = rng.standard_normal(shape, dtype=np.float32) * scale
+    return values.astype(dtype, copy=False)
 
 
 def make_state(tensors: list[list], seed: int) -> dict[str, np.ndarray]:
