@@ -76,6 +76,7 @@ def cache_dir(tmp_path_factory, monkeypatch) -> Path:
 # a registered member of the same family that is not itself covered.
 COVERED_BY = {
     **dict.fromkeys(["resnet101", "resnet152"], "resnet50"),
+    **dict.fromkeys(["resnet101_tv", "resnet152_tv"], "resnet50_tv"),
     "resnet34": "resnet18",
     **dict.fromkeys(["resnet101v2", "resnet152v2"], "resnet50v2"),
     "wide_resnet101_2": "wide_resnet50_2",

@@ -11,6 +11,7 @@ The paper's Table 1: four stages of residual blocks after a 7x7 stem, widths 64,
     wide_resnet50_2   bottleneck  3  4  6  3   (inner width x2)
     wide_resnet101_2  bottleneck  3  4 23  3   (inner width x2)
     resnet50v2 / 101v2 / 152v2: pre-activation bottleneck blocks, same depths as v1
+    resnet50_tv / 101_tv / 152_tv: "ResNet v1.5", torchvision's and timm's layout of 50/101/152
 
 Each row of `CONFIGS` holds its block function and its downsampling rule, so the stage
 loop has no case analysis; BiT (`kerasarch.models.bit`) reuses this machinery with its own
@@ -23,7 +24,6 @@ on the 3x3 convolution, "ResNet v1.5").
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Callable
 
 import keras
@@ -32,7 +32,6 @@ from kerasarch import blocks, heads
 from kerasarch import layers as ka_layers
 from kerasarch.registry import ParamCounts, PublishedAccuracy, Recipe, register
 from kerasarch.weights import ImageNetWeights, keras_applications_file
-from kerasarch.weights_timm import TimmNames, register_names
 
 
 @dataclasses.dataclass(frozen=True)
@@ -246,6 +245,9 @@ CONFIGS = {
     "resnet50": ResNetConfig(bottleneck_block, (3, 4, 6, 3), KERAS),
     "resnet101": ResNetConfig(bottleneck_block, (3, 4, 23, 3), KERAS),
     "resnet152": ResNetConfig(bottleneck_block, (3, 8, 36, 3), KERAS),
+    "resnet50_tv": ResNetConfig(bottleneck_block, (3, 4, 6, 3), TORCHVISION),
+    "resnet101_tv": ResNetConfig(bottleneck_block, (3, 4, 23, 3), TORCHVISION),
+    "resnet152_tv": ResNetConfig(bottleneck_block, (3, 8, 36, 3), TORCHVISION),
     "wide_resnet50_2": ResNetConfig(bottleneck_block, (3, 4, 6, 3), TORCHVISION, inner_width_factor=2),
     "wide_resnet101_2": ResNetConfig(bottleneck_block, (3, 4, 23, 3), TORCHVISION, inner_width_factor=2),
     **{
@@ -255,33 +257,6 @@ CONFIGS = {
         for depth, blocks_per_stage in ((50, (3, 4, 6, 3)), (101, (3, 4, 23, 3)), (152, (3, 8, 36, 3)))
     },
 }
-
-
-# timm's (and torchvision's) names for the torchvision-layout ResNets: the stem and head ...
-TIMM_FIXED = {"conv1_conv": "conv1", "conv1_bn": "bn1", "predictions": "fc"}
-# ... and, inside block `conv{S}_block{B}` (timm's `layer{S-1}.{B-1}`), each layer's module.
-TIMM_BLOCK = {
-    "0_conv": "downsample.0", "0_bn": "downsample.1",
-    "1_conv": "conv1", "1_bn": "bn1", "2_conv": "conv2", "2_bn": "bn2", "3_conv": "conv3", "3_bn": "bn3",
-}
-_BLOCK_LAYER = re.compile(r"conv(\d)_block(\d+)_(\d_(?:conv|bn))")
-
-
-def timm_module(layer: str) -> str | None:
-    """The timm module of a torchvision-layout ResNet layer (`TIMM_FIXED`, `TIMM_BLOCK`)."""
-    if layer in TIMM_FIXED:
-        return TIMM_FIXED[layer]
-    match = _BLOCK_LAYER.fullmatch(layer)
-    if match is None or match[3] not in TIMM_BLOCK:
-        return None
-    return f"layer{int(match[1]) - 1}.{int(match[2]) - 1}.{TIMM_BLOCK[match[3]]}"
-
-
-TIMM_NAMES = TimmNames(
-    timm_module, head="fc",
-    architectures={name: name for name in ("resnet18", "resnet34", "wide_resnet50_2", "wide_resnet101_2")},
-)
-register_names(TIMM_NAMES)
 
 
 def _keras_files(name: str, top: str, notop: str) -> ImageNetWeights:
@@ -467,3 +442,8 @@ def resnet152v2(*, include_top=True, weights=None, input_shape=None, pooling=Non
                 name=None, drop_path_rate=0.0) -> keras.Model:
     """ResNet-152 v2 (He et al., 2016); see `resnet50v2`."""
     return build("resnet152v2", CONFIGS["resnet152v2"], locals())
+
+
+# The torchvision / timm layout builders (`resnet50_tv` ...) and timm's names live in their own
+# module; importing it here registers them right after this module's, in the same family.
+from kerasarch.models import resnet_tv  # noqa: E402, F401

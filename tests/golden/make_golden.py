@@ -31,6 +31,7 @@ from recipe import RECIPE, make_inputs, make_state  # noqa: E402
 MODELS = {
     "resnet18": ("resnet18", 18, [2, 64, 64, 3]),
     "resnet34": ("resnet34", 34, [2, 64, 64, 3]),
+    "resnet50_tv": ("resnet50", 5015, [2, 64, 64, 3]),
     "wide_resnet50_2": ("wide_resnet50_2", 50, [2, 64, 64, 3]),
     "vgg11_bn": ("vgg11_bn", 11, [2, 64, 64, 3]),
 }
