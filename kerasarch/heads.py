@@ -268,8 +268,10 @@ def image_input(spec: ModelSpec) -> tuple[keras.KerasTensor, keras.KerasTensor]:
         layer = augment.augmentation_layer(spec.augmentation)
         x = ka_layers.TrainingOnly(layer, name="augmentation")(x)
     if spec.include_preprocessing:
-        norm = spec.timm.normalization() if spec.timm is not None else None
-        norm = norm or preprocessing.normalization(spec.info.preprocessing)
+        if spec.timm is not None:
+            norm = spec.timm.normalization(weights_timm.NAME_MAPS[spec.info.name].normalization)
+        else:
+            norm = preprocessing.normalization(spec.info.preprocessing)
         x = norm.layer()(x)
     return inputs, x
 

@@ -10,7 +10,9 @@ statistics into the moving mean/variance. Every mismatch is refused, naming the 
 tensors that failed; nothing is assigned until the whole file matched.
 
 The in-graph preprocessing follows the weights: the mean/std of timm's pretrained config
-(`config.json`'s `pretrained_cfg`), the family's default where no config is found.
+(`config.json`'s `pretrained_cfg`); without a config, timm's default for the architecture
+(`TimmNames.normalization`), which may differ from the kerasarch variant's own default
+(plain VGG normalizes for the Keras weights, caffe-style; timm's VGG weights want mean/std).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from kerasarch import preprocessing
 from kerasarch.download import WeightsUnavailableError
 from kerasarch.preprocessing import NormalizationSpec
 
@@ -54,12 +57,15 @@ class TimmNames:
             checked against `config.json`'s `architecture` when the weights have one.
         pre_logits: Modules between the backbone and `head` (VGG's fc1/fc2): loaded with
             any class count, skipped without the top.
+        normalization: The `kerasarch.preprocessing` spec of timm's default pretrained
+            config for these architectures, for weights that come without a config.
     """
 
     module: Callable[[str], str | None]
     head: str
     architectures: Mapping[str, str]
     pre_logits: tuple[str, ...] = ()
+    normalization: str = "torch"
 
 
 NAME_MAPS: dict[str, TimmNames] = {}
@@ -95,11 +101,16 @@ class TimmSource:
         """The pretrained config of timm (mean, std, interpolation, crop_pct, input_size)."""
         return self.config.get("pretrained_cfg", {})
 
-    def normalization(self) -> NormalizationSpec | None:
-        """The in-graph normalization the weights were trained with, None if not recorded."""
+    def normalization(self, default: str) -> NormalizationSpec:
+        """The in-graph normalization the weights were trained with.
+
+        Args:
+            default: The spec to use when the weights carry no mean/std (a key of
+                `kerasarch.preprocessing.NORMALIZATIONS`: timm's default for the architecture).
+        """
         cfg = self.pretrained_cfg
         if "mean" not in cfg or "std" not in cfg:
-            return None
+            return preprocessing.normalization(default)
         return NormalizationSpec(
             "timm",
             mean=tuple(255.0 * float(m) for m in cfg["mean"]),

@@ -199,3 +199,16 @@ def test_vgg_without_the_top_skips_timm_pre_logits_and_head(tmp_path, capsys):
     assert np.array_equal(kernel, state["features.25.weight"].transpose(2, 3, 1, 0))
     moving_mean = model.get_layer("block5_conv2_bn").moving_mean.numpy()
     assert np.array_equal(moving_mean, state["features.26.running_mean"])
+
+
+def test_without_a_config_the_normalization_is_timms_default_not_the_variants(tmp_path):
+    record = golden("vgg11_bn")
+    state = {k: np.ones((1, 1), np.float32) for k in ("head.fc.weight",)}
+    path = tmp_path / "model.safetensors"
+    save_file(state, str(path))
+    # Plain VGG normalizes for the Keras weights (caffe); timm's VGG weights want mean/std.
+    assert kerasarch.model_info("vgg11").preprocessing == "caffe"
+    source = weights_timm.resolve("vgg11", str(path))
+    spec = source.normalization(weights_timm.NAME_MAPS["vgg11"].normalization)
+    assert spec.mean == pytest.approx(tuple(255 * m for m in record["pretrained_cfg"]["mean"]))
+    assert not spec.reverse_channels
