@@ -153,8 +153,9 @@ def resolve(variant: str, weights: str) -> TimmSource:
         WeightsUnavailableError: If the hub file is neither cached nor downloadable.
     """
     if variant not in NAME_MAPS:
+        twin = f" (timm's layout of {variant} is {variant}_tv)" if f"{variant}_tv" in NAME_MAPS else ""
         raise ValueError(
-            f"Invalid value for argument `weights`: {weights!r}. {variant} has no timm name map; "
+            f"Invalid value for argument `weights`: {weights!r}. {variant} has no timm name map{twin}; "
             f"timm weights load into: {', '.join(sorted(NAME_MAPS))}."
         )
     if weights.startswith(HF_PREFIX):

@@ -152,6 +152,11 @@ def test_a_family_without_a_name_map_is_refused(resnet18_file):
         kerasarch.alexnet(weights=str(resnet18_file))
 
 
+def test_keras_layout_resnet50_points_to_resnet50_tv():
+    with pytest.raises(ValueError, match=r"no timm name map \(timm's layout of resnet50 is resnet50_tv\)"):
+        kerasarch.resnet50(weights="hf://timm/resnet50.a1_in1k")
+
+
 def test_malformed_hub_name_is_refused():
     with pytest.raises(ValueError, match="Expected 'hf://<owner>/<repository>'"):
         kerasarch.resnet18(weights="hf://resnet18.a1_in1k")
@@ -212,3 +217,20 @@ def test_without_a_config_the_normalization_is_timms_default_not_the_variants(tm
     spec = source.normalization(weights_timm.NAME_MAPS["vgg11"].normalization)
     assert spec.mean == pytest.approx(tuple(255 * m for m in record["pretrained_cfg"]["mean"]))
     assert not spec.reverse_channels
+
+
+def test_cli_predicts_with_a_safetensors_file(resnet18_file, tmp_path):
+    from PIL import Image
+
+    image = tmp_path / "x.png"
+    Image.fromarray(make_inputs([1, 64, 64, 3], 0)[0]).save(image)
+    result = subprocess.run(
+        [sys.executable, "-m", "kerasarch", "predict", "resnet18", "--weights", str(resnet18_file),
+         "--top-k", "3", str(image)],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "KERAS_HOME": str(tmp_path / "keras")},  # no class names: indices
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    start = lines.index(str(image))  # after keras' "Downloading ..." of the (absent) class names
+    assert [line.split(".")[0].strip() for line in lines[start + 1:start + 4]] == ["1", "2", "3"]
