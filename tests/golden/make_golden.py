@@ -34,6 +34,7 @@ MODELS = {
     "resnet50_tv": ("resnet50", 5015, [2, 64, 64, 3]),
     "wide_resnet50_2": ("wide_resnet50_2", 50, [2, 64, 64, 3]),
     "vgg11_bn": ("vgg11_bn", 11, [2, 64, 64, 3]),
+    "densenet121": ("densenet121", 121, [2, 64, 64, 3]),
 }
 
 
