@@ -59,6 +59,9 @@ class TimmNames:
             any class count, skipped without the top.
         normalization: The `kerasarch.preprocessing` spec of timm's default pretrained
             config for these architectures, for weights that come without a config.
+        suffixes: Keras layer class name -> {Keras weight name: timm tensor name}, where
+            timm names a tensor otherwise than `TORCH_SUFFIX` (ConvNeXt's layer scale is
+            the block's `gamma`, not a module's `weight`).
     """
 
     module: Callable[[str], str | None]
@@ -66,6 +69,7 @@ class TimmNames:
     architectures: Mapping[str, str]
     pre_logits: tuple[str, ...] = ()
     normalization: str = "torch"
+    suffixes: Mapping[str, Mapping[str, str]] = dataclasses.field(default_factory=dict)
 
 
 NAME_MAPS: dict[str, TimmNames] = {}
@@ -202,21 +206,17 @@ def to_keras(layer: keras.layers.Layer, weight_name: str, tensor: np.ndarray) ->
     height, width, channel order of Keras' `Flatten`. Everything else (biases, norm
     parameters, running statistics) keeps its shape.
     """
-    if weight_name != "kernel":
+    if weight_name != "kernel" or tensor.ndim not in (2, 4):
         return tensor
-    if isinstance(layer, keras.layers.DepthwiseConv2D):
-        if tensor.ndim != 4:
-            return tensor
+    if isinstance(layer, keras.layers.DepthwiseConv2D) and tensor.ndim == 4:
         channels = layer.kernel.shape[2]
         out, _, kh, kw = tensor.shape
         return tensor.reshape(channels, out // channels, kh, kw).transpose(2, 3, 0, 1)
-    if isinstance(layer, keras.layers.Conv2D) and tensor.ndim == 4:
-        return tensor.transpose(2, 3, 1, 0)
-    if isinstance(layer, keras.layers.Dense) and tensor.ndim == 2:
+    if tensor.ndim == 2:  # a linear layer
         return tensor.T
-    if isinstance(layer, keras.layers.Dense) and tensor.ndim == 4:
+    if isinstance(layer, keras.layers.Dense):
         return tensor.transpose(2, 3, 1, 0).reshape(-1, tensor.shape[0])
-    return tensor
+    return tensor.transpose(2, 3, 1, 0)  # a convolution (grouped ones too: in = in / groups)
 
 
 def _head_classes(tensors: Mapping[str, np.ndarray], head: str) -> int | None:
@@ -229,6 +229,15 @@ def _problems(kind: str, names: list[str]) -> str:
     return f"{kind}: {names[:5]}{more}" if names else ""
 
 
+def _weighted_layers(model: keras.Model):
+    """The layers holding weights, a nested `Sequential`'s (ConvNeXt's stem) by its own layers."""
+    for layer in model.layers:
+        if isinstance(layer, keras.Sequential):
+            yield from (inner for inner in layer.layers if inner.weights)
+        elif layer.weights:
+            yield layer
+
+
 def _plan(
     model: keras.Model, tensors: Mapping[str, np.ndarray], names: TimmNames, skip: tuple[str, ...]
 ):
@@ -238,9 +247,7 @@ def _plan(
     """
     assignments, missing, shapes, unmapped = [], [], [], []
     consumed = {k for k in tensors if k.startswith(tuple(f"{m}." for m in skip))}
-    for layer in model.layers:
-        if not layer.weights:
-            continue
+    for layer in _weighted_layers(model):
         module = names.module(layer.name)
         if module is None:
             unmapped.append(layer.name)
@@ -248,9 +255,10 @@ def _plan(
         if module in skip:
             continue
         values = []
+        suffixes = {**TORCH_SUFFIX, **names.suffixes.get(type(layer).__name__, {})}
         for weight in layer.weights:
             short = weight.name
-            key = f"{module}.{TORCH_SUFFIX.get(short, short)}"
+            key = f"{module}.{suffixes.get(short, short)}"
             if key not in tensors:
                 missing.append(key)
                 continue

@@ -35,6 +35,7 @@ MODELS = {
     "wide_resnet50_2": ("wide_resnet50_2", 50, [2, 64, 64, 3]),
     "vgg11_bn": ("vgg11_bn", 11, [2, 64, 64, 3]),
     "densenet121": ("densenet121", 121, [2, 64, 64, 3]),
+    "convnext_tiny": ("convnext_tiny", 2022, [2, 64, 64, 3]),
 }
 
 
