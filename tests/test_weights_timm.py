@@ -234,3 +234,14 @@ def test_cli_predicts_with_a_safetensors_file(resnet18_file, tmp_path):
     lines = result.stdout.splitlines()
     start = lines.index(str(image))  # after keras' "Downloading ..." of the (absent) class names
     assert [line.split(".")[0].strip() for line in lines[start + 1:start + 4]] == ["1", "2", "3"]
+
+
+def test_efficientnet_block_letters_past_z_map_to_timm_indices():
+    from kerasarch.models import efficientnet
+
+    names = weights_timm.NAME_MAPS["efficientnet_l2"]
+    for index in (0, 25, 26, 30, 60):
+        layer = f"block6{efficientnet.block_letter(index)}_dwconv"
+        assert names.module(layer) == f"blocks.5.{index}.conv_dw"
+    assert names.module("block1b_project_conv") == "blocks.0.1.conv_pw"
+    assert names.module("block2b_project_conv") == "blocks.1.1.conv_pwl"

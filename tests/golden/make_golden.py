@@ -36,6 +36,7 @@ MODELS = {
     "vgg11_bn": ("vgg11_bn", 11, [2, 64, 64, 3]),
     "densenet121": ("densenet121", 121, [2, 64, 64, 3]),
     "convnext_tiny": ("convnext_tiny", 2022, [2, 64, 64, 3]),
+    "efficientnet_b0": ("tf_efficientnet_b0", 2019, [2, 64, 64, 3]),
 }
 
 
