@@ -37,6 +37,7 @@ MODELS = {
     "densenet121": ("densenet121", 121, [2, 64, 64, 3]),
     "convnext_tiny": ("convnext_tiny", 2022, [2, 64, 64, 3]),
     "efficientnet_b0": ("tf_efficientnet_b0", 2019, [2, 64, 64, 3]),
+    "bit_r50x1": ("resnetv2_50x1_bit", 2020, [2, 64, 64, 3]),
 }
 
 
