@@ -73,7 +73,7 @@ def test_timm_safetensors_reproduce_the_reference_outputs(name, tmp_path):
     assert np.allclose(norm.std, np.array(record["pretrained_cfg"]["std"]) * 255)
     logits = forward(model, make_inputs(record["input_shape"], record["seed"]))
     expected = np.array(record["logits"], np.float32)
-    assert np.ptp(expected) > 1.0  # the recorded logits are not trivial
+    assert np.ptp(expected) > 0.5  # the recorded logits are not trivial
     assert relative_error(logits, expected) < RTOL
 
 
