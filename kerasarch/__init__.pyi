@@ -22,6 +22,9 @@ from kerasarch.models.resnet import wide_resnet101_2 as wide_resnet101_2
 from kerasarch.models.resnet import resnet50v2 as resnet50v2
 from kerasarch.models.resnet import resnet101v2 as resnet101v2
 from kerasarch.models.resnet import resnet152v2 as resnet152v2
+from kerasarch.models.resnet_tv import resnet50_tv as resnet50_tv
+from kerasarch.models.resnet_tv import resnet101_tv as resnet101_tv
+from kerasarch.models.resnet_tv import resnet152_tv as resnet152_tv
 from kerasarch.models.bit import bit_r50x1 as bit_r50x1
 from kerasarch.models.bit import bit_r50x3 as bit_r50x3
 from kerasarch.models.bit import bit_r101x1 as bit_r101x1

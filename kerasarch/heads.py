@@ -23,7 +23,7 @@ from typing import Any
 import keras
 from typing_extensions import TypedDict
 
-from kerasarch import augment, preprocessing, registry
+from kerasarch import augment, preprocessing, registry, weights_timm
 from kerasarch import layers as ka_layers
 from kerasarch import weights as weights_lib
 
@@ -35,8 +35,9 @@ POOLINGS = (None, "avg", "max")
 CONTRACT_DOC = """\
     include_top (bool): Put the classifier head on top of the backbone.
     weights (str | os.PathLike | None): `None` (random init), `"imagenet"` (the official
-        file, where one exists), or the path of a weights file (a Keras Applications
-        legacy `.h5`, or a Keras 3 `.weights.h5`).
+        file, where one exists), the path of a weights file (a Keras Applications
+        legacy `.h5`, or a Keras 3 `.weights.h5`), or, for families with a timm name map,
+        timm weights: `"hf://timm/<repository>"` or a `.safetensors` file.
     input_shape (tuple | None): `(height, width, channels)`; default the variant's native
         size. Spatial dimensions may be `None` where the architecture allows it.
     pooling (str | None): With `include_top=False`: `None` (4D features), `"avg"` or `"max"`.
@@ -83,6 +84,7 @@ class ModelSpec:
     include_preprocessing: bool
     augmentation: str | keras.layers.Layer | None
     name: str
+    timm: weights_timm.TimmSource | None = None  # resolved timm weights (`hf://`, `.safetensors`)
 
 
 def _fail(arg: str, value: Any, valid: str) -> ValueError:
@@ -201,9 +203,13 @@ def resolve(registry_name: str, kwargs: dict[str, Any]) -> ModelSpec:
     if pooling not in POOLINGS:
         raise _fail("pooling", pooling, f"Expected one of {POOLINGS}.")
     weights = kwargs.get("weights")
+    timm = None
     if weights is not None:
         weights = os.fspath(weights)
-        if weights == "imagenet":
+        if weights_timm.is_timm_source(weights):
+            # Any class count: another than the file's gets a new head (weights_timm.load).
+            timm = weights_timm.resolve(registry_name, weights)
+        elif weights == "imagenet":
             if not info.imagenet_weights:
                 raise _fail(
                     "weights", weights,
@@ -240,6 +246,7 @@ def resolve(registry_name: str, kwargs: dict[str, Any]) -> ModelSpec:
         include_preprocessing=bool(kwargs.get("include_preprocessing", True)),
         augmentation=augmentation,
         name=name,
+        timm=timm,
     )
 
 
@@ -261,7 +268,11 @@ def image_input(spec: ModelSpec) -> tuple[keras.KerasTensor, keras.KerasTensor]:
         layer = augment.augmentation_layer(spec.augmentation)
         x = ka_layers.TrainingOnly(layer, name="augmentation")(x)
     if spec.include_preprocessing:
-        x = preprocessing.normalization(spec.info.preprocessing).layer()(x)
+        if spec.timm is not None:
+            norm = spec.timm.normalization(weights_timm.NAME_MAPS[spec.info.name].normalization)
+        else:
+            norm = preprocessing.normalization(spec.info.preprocessing)
+        x = norm.layer()(x)
     return inputs, x
 
 
@@ -337,6 +348,11 @@ def finish(spec: ModelSpec, inputs: keras.KerasTensor, outputs: keras.KerasTenso
     """
     model = keras.Model(inputs, outputs, name=spec.name)
     if spec.weights is None:
+        return model
+    if spec.timm is not None:
+        weights_timm.load(
+            model, spec.timm, spec.info.name, include_top=spec.include_top, classes=spec.classes
+        )
         return model
     official = spec.info.imagenet
     mapping = {} if official is None else official.mapping(spec.include_top)

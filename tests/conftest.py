@@ -76,6 +76,7 @@ def cache_dir(tmp_path_factory, monkeypatch) -> Path:
 # a registered member of the same family that is not itself covered.
 COVERED_BY = {
     **dict.fromkeys(["resnet101", "resnet152"], "resnet50"),
+    **dict.fromkeys(["resnet101_tv", "resnet152_tv"], "resnet50_tv"),
     "resnet34": "resnet18",
     **dict.fromkeys(["resnet101v2", "resnet152v2"], "resnet50v2"),
     "wide_resnet101_2": "wide_resnet50_2",
@@ -94,7 +95,9 @@ COVERED_BY = {
 # Test modules whose parametrized tests are independent units for pytest-xdist: one group
 # per value of this parameter (a model, a lesson). Every other module is one group, so its
 # module- and session-scoped fixtures (a trained run, the docs site) are made once.
-SPLIT_BY = {"test_models": "name", "test_weights": "name", "test_notebooks": "source"}
+SPLIT_BY = {
+    "test_models": "name", "test_weights": "name", "test_notebooks": "source", "test_weights_timm": "name",
+}
 
 
 @pytest.hookimpl(tryfirst=True)

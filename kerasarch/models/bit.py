@@ -14,11 +14,14 @@ this module adds BiT's block, layout and recipe.
 
 from __future__ import annotations
 
+import re
+
 import keras
 
 from kerasarch import blocks, heads
 from kerasarch.models.resnet import DROP_PATH_DOC, Layout, ResNetConfig, build, conv, norm
 from kerasarch.registry import ParamCounts, PublishedAccuracy, Recipe, register
+from kerasarch.weights_timm import TimmNames, register_names
 
 # GroupNorm(32) with PyTorch's and BiT's epsilon 1e-5 (Keras' GroupNormalization defaults
 # to 1e-3, which would shift every activation of the published weights), weight-
@@ -71,6 +74,29 @@ CONFIGS = {
     "bit_r152x2": _config((3, 8, 36, 3), 2),
     "bit_r152x4": _config((3, 8, 36, 3), 4),
 }
+
+# timm's `resnetv2_*_bit` names: stem, final norm, head (a 1x1 convolution there) ...
+TIMM_FIXED = {"conv1_conv": "stem.conv", "post_gn": "norm", "predictions": "head.fc"}
+# ... and inside block `conv{S}_block{B}` (timm's `stages.{S-2}.blocks.{B-1}`):
+TIMM_BLOCK = {
+    "preact_gn": "norm1", "0_conv": "downsample.conv", "1_conv": "conv1", "1_gn": "norm2",
+    "2_conv": "conv2", "2_gn": "norm3", "3_conv": "conv3",
+}
+_TIMM_LAYER = re.compile(r"conv(\d)_block(\d+)_(\w+)")
+
+
+def timm_module(layer: str) -> str | None:
+    """The timm module of a BiT layer (`TIMM_FIXED`, `TIMM_BLOCK`)."""
+    match = _TIMM_LAYER.fullmatch(layer)
+    if match is None:
+        return TIMM_FIXED.get(layer)
+    part = TIMM_BLOCK.get(match[3])
+    return None if part is None else f"stages.{int(match[1]) - 2}.blocks.{int(match[2]) - 1}.{part}"
+
+
+register_names(TimmNames(timm_module, head="head.fc", normalization="tf", architectures={
+    name: f"resnetv2_{name.removeprefix('bit_r')}_bit" for name in CONFIGS
+}))
 
 _COMMON = dict(
     paper="Big Transfer (BiT): General Visual Representation Learning (Kolesnikov et al.)",

@@ -39,6 +39,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import re
 
 import keras
 
@@ -46,6 +47,7 @@ from kerasarch import blocks, heads
 from kerasarch import layers as ka_layers
 from kerasarch.registry import ParamCounts, PublishedAccuracy, Recipe, register
 from kerasarch.weights import ImageNetWeights, keras_applications_file
+from kerasarch.weights_timm import TimmNames, register_names
 
 # LayerNorm epsilon of the paper's code and of keras.applications' port. Keras'
 # LayerNormalization defaults to 1e-3 and PyTorch's to 1e-5; either would shift the
@@ -213,6 +215,38 @@ def _keras_files(variant: str, top: str, notop: str) -> ImageNetWeights:
         notop_ignore=("layer_normalization",),
     )
 
+
+# timm's names, after the variant prefix of every layer (`convnext_tiny_`): fixed layers ...
+TIMM_FIXED = {
+    "stem_conv": "stem.0", "stem_layernorm": "stem.1", "head_layernorm": "head.norm",
+    "predictions": "head.fc",
+}
+# ... block `stage_{S}_block_{B}` is `stages.{S}.blocks.{B}`; its layer scale is the block's `gamma`;
+TIMM_BLOCK = {
+    "depthwise_conv": "conv_dw", "layernorm": "norm", "pointwise_conv_1": "mlp.fc1",
+    "pointwise_conv_2": "mlp.fc2", "layer_scale": "",
+}
+# ... and `downsampling_{layernorm|conv}_{i}` is `stages.{i + 1}.downsample.{0|1}`.
+TIMM_DOWNSAMPLING = {"layernorm": "0", "conv": "1"}
+_TIMM_LAYER = re.compile(
+    r"(?:convnext_[a-z]+_)?(?:stage_(\d)_block_(\d+)_([a-z_0-9]+?)|downsampling_([a-z]+)_(\d)|(.+))"
+)
+
+
+def timm_module(layer: str) -> str | None:
+    """The timm module of a ConvNeXt layer (`TIMM_FIXED`, `TIMM_BLOCK`, `TIMM_DOWNSAMPLING`)."""
+    stage, block, part, down_part, down_index, rest = _TIMM_LAYER.fullmatch(layer).groups()
+    if stage is not None and part in TIMM_BLOCK:
+        return f"stages.{stage}.blocks.{block}" + (f".{TIMM_BLOCK[part]}" if TIMM_BLOCK[part] else "")
+    if down_part in TIMM_DOWNSAMPLING:
+        return f"stages.{int(down_index) + 1}.downsample.{TIMM_DOWNSAMPLING[down_part]}"
+    return TIMM_FIXED.get(rest) if rest is not None else None
+
+
+register_names(TimmNames(
+    timm_module, head="head.fc", pre_logits=("head.norm",), suffixes={"LayerScale": {"gamma": "gamma"}},
+    architectures={n: n for n in CONFIGS},
+))
 
 _KA = "keras.applications 3.15 ConvNeXt{} (LayerNorm has no moving statistics)"
 _COMMON = dict(

@@ -24,12 +24,14 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+import re
 
 import keras
 
 from kerasarch import heads
 from kerasarch.registry import ParamCounts, PublishedAccuracy, Recipe, register
 from kerasarch.weights import ImageNetWeights, keras_applications_file
+from kerasarch.weights_timm import TimmNames, register_names
 
 # keras.applications' DenseNet uses BatchNorm epsilon 1.001e-5: the original Torch models'
 # 1e-5, nudged above cuDNN's minimum (1e-5) when the weights were ported. Kept, so the
@@ -213,6 +215,36 @@ _KA = "keras.applications 3.15"
 _TV_ACC = "torchvision meta (IMAGENET1K_V1 weights)"
 _COMMON = dict(paper=_PAPER, year=2017, input_shape=(224, 224, 3), preprocessing="torch",
                min_size=32, recipe=RECIPE)
+
+
+# timm's (and torchvision's) names: the stem, final norm and head ...
+TIMM_FIXED = {
+    "conv1_conv": "features.conv0", "conv1_bn": "features.norm0", "bn": "features.norm5",
+    "predictions": "classifier",
+}
+# ... dense layer `conv{S}_block{L}` is `features.denseblock{S-1}.denselayer{L}`, transition
+# `pool{S}` is `features.transition{S-1}`; the layers inside them:
+TIMM_PARTS = {
+    "0_bn": "norm1", "1_conv": "conv1", "1_bn": "norm2", "2_conv": "conv2", "bn": "norm", "conv": "conv",
+}
+_TIMM_LAYER = re.compile(r"(?:conv(\d)_block(\d+)_(\d_(?:bn|conv))|pool(\d)_(bn|conv))")
+
+
+def timm_module(layer: str) -> str | None:
+    """The timm module of a DenseNet layer (`TIMM_FIXED`, `TIMM_PARTS`)."""
+    if layer in TIMM_FIXED:
+        return TIMM_FIXED[layer]
+    match = _TIMM_LAYER.fullmatch(layer)
+    if match is None:
+        return None
+    stage, dense_layer_index, part, pool_stage, pool_part = match.groups()
+    if stage is not None:
+        return f"features.denseblock{int(stage) - 1}.denselayer{dense_layer_index}.{TIMM_PARTS[part]}"
+    return f"features.transition{int(pool_stage) - 1}.{TIMM_PARTS[pool_part]}"
+
+
+register_names(TimmNames(timm_module, head="classifier",
+                         architectures={n: n for n in ("densenet121", "densenet169", "densenet201")}))
 
 
 def _keras_files(name: str, top: str, notop: str) -> ImageNetWeights:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 
 import keras
 
@@ -33,6 +34,7 @@ from kerasarch import blocks, heads
 from kerasarch.download import WeightFile
 from kerasarch.registry import ParamCounts, PublishedAccuracy, Recipe, register
 from kerasarch.weights import ImageNetWeights
+from kerasarch.weights_timm import TimmNames, register_names
 
 
 @dataclasses.dataclass(frozen=True)
@@ -259,6 +261,34 @@ RECIPE = Recipe(
 _PAPER = "EfficientNet: Rethinking Model Scaling for Convolutional Neural Networks (Tan, Le)"
 # keras.applications' totals count 7 more: the statistics of its `normalization` layer
 # (mean, variance, count), which kerasarch's constant preprocessing does not have.
+# timm's `tf_efficientnet_*` names (TF "same" padding, BatchNorm epsilon 1e-3, as here) ...
+TIMM_FIXED = {"stem_conv": "conv_stem", "stem_bn": "bn1", "top_conv": "conv_head", "top_bn": "bn2",
+              "predictions": "classifier"}
+# ... block `block{S}{letter}` is `blocks.{S-1}.{letter index}`: stage 1 has no expansion
+# (timm's DepthwiseSeparableConv), the others are inverted residuals.
+_SE = {"se_reduce": "se.conv_reduce", "se_expand": "se.conv_expand"}
+TIMM_STAGE1 = {"dwconv": "conv_dw", "bn": "bn1", **_SE, "project_conv": "conv_pw", "project_bn": "bn2"}
+TIMM_BLOCK = {"expand_conv": "conv_pw", "expand_bn": "bn1", "dwconv": "conv_dw", "bn": "bn2", **_SE,
+              "project_conv": "conv_pwl", "project_bn": "bn3"}
+_TIMM_LAYER = re.compile(r"block(\d)([a-z]{1,2})_(\w+)")
+
+
+def timm_module(layer: str) -> str | None:
+    """The timm module of an EfficientNet layer (`TIMM_FIXED`, `TIMM_STAGE1`, `TIMM_BLOCK`)."""
+    match = _TIMM_LAYER.fullmatch(layer)
+    if match is None:
+        return TIMM_FIXED.get(layer)
+    stage, letters, part = int(match[1]), match[2], match[3]
+    # The inverse of `block_letter`: a..z are 0..25, then aa is 26.
+    index = ord(letters[-1]) - 97 + (26 * (ord(letters[0]) - 96) if len(letters) == 2 else 0)
+    table = TIMM_STAGE1 if stage == 1 else TIMM_BLOCK
+    return f"blocks.{stage - 1}.{index}.{table[part]}" if part in table else None
+
+
+register_names(TimmNames(timm_module, head="classifier", architectures={
+    f"efficientnet_{v}": f"tf_efficientnet_{v}" for v in (*(f"b{i}" for i in range(8)), "l2")
+}))
+
 _KA = "keras.applications 3.15 EfficientNet{} (its total less its normalization layer's 7)"
 # Keras' EfficientNet files are at the root of its bucket, not under tensorflow/ like
 # the others (`keras_applications_file`), so the file is spelled out.

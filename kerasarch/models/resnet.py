@@ -11,6 +11,7 @@ The paper's Table 1: four stages of residual blocks after a 7x7 stem, widths 64,
     wide_resnet50_2   bottleneck  3  4  6  3   (inner width x2)
     wide_resnet101_2  bottleneck  3  4 23  3   (inner width x2)
     resnet50v2 / 101v2 / 152v2: pre-activation bottleneck blocks, same depths as v1
+    resnet50_tv / 101_tv / 152_tv: "ResNet v1.5", torchvision's and timm's layout of 50/101/152
 
 Each row of `CONFIGS` holds its block function and its downsampling rule, so the stage
 loop has no case analysis; BiT (`kerasarch.models.bit`) reuses this machinery with its own
@@ -244,6 +245,9 @@ CONFIGS = {
     "resnet50": ResNetConfig(bottleneck_block, (3, 4, 6, 3), KERAS),
     "resnet101": ResNetConfig(bottleneck_block, (3, 4, 23, 3), KERAS),
     "resnet152": ResNetConfig(bottleneck_block, (3, 8, 36, 3), KERAS),
+    "resnet50_tv": ResNetConfig(bottleneck_block, (3, 4, 6, 3), TORCHVISION),
+    "resnet101_tv": ResNetConfig(bottleneck_block, (3, 4, 23, 3), TORCHVISION),
+    "resnet152_tv": ResNetConfig(bottleneck_block, (3, 8, 36, 3), TORCHVISION),
     "wide_resnet50_2": ResNetConfig(bottleneck_block, (3, 4, 6, 3), TORCHVISION, inner_width_factor=2),
     "wide_resnet101_2": ResNetConfig(bottleneck_block, (3, 4, 23, 3), TORCHVISION, inner_width_factor=2),
     **{
@@ -438,3 +442,8 @@ def resnet152v2(*, include_top=True, weights=None, input_shape=None, pooling=Non
                 name=None, drop_path_rate=0.0) -> keras.Model:
     """ResNet-152 v2 (He et al., 2016); see `resnet50v2`."""
     return build("resnet152v2", CONFIGS["resnet152v2"], locals())
+
+
+# The torchvision / timm layout builders (`resnet50_tv` ...) and timm's names live in their own
+# module; importing it here registers them right after this module's, in the same family.
+from kerasarch.models import resnet_tv  # noqa: E402, F401

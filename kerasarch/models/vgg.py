@@ -29,6 +29,7 @@ from kerasarch import heads
 from kerasarch import layers as ka_layers
 from kerasarch.registry import ParamCounts, PublishedAccuracy, Recipe, register
 from kerasarch.weights import ImageNetWeights, keras_applications_file
+from kerasarch.weights_timm import TimmNames, register_names
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,6 +97,32 @@ _COMMON = dict(
     paper=PAPER, year=2014, input_shape=(224, 224, 3), min_size=32, recipe=RECIPE,
 )
 _TV = "torchvision 0.29 (trainable); total adds BatchNorm moving mean/variance"
+
+
+# timm's names (torchvision's, with the classifier as timm's ConvMlp): the head modules ...
+TIMM_HEAD = {"fc1": "pre_logits.fc1", "fc2": "pre_logits.fc2", "predictions": "head.fc"}
+
+
+def timm_table(variant: str, batch_norm: bool) -> dict[str, str]:
+    """... and `features.N`, numbered over the convolutions, norms, ReLUs and pools in order."""
+    table, index = dict(TIMM_HEAD), 0
+    for stage, convs in enumerate(CONFIGS[variant].convs_per_stage, start=1):
+        for i in range(1, convs + 1):
+            table[f"block{stage}_conv{i}"] = f"features.{index}"
+            if batch_norm:
+                table[f"block{stage}_conv{i}_bn"] = f"features.{index + 1}"
+            index += 3 if batch_norm else 2  # conv, (bn,) relu
+        index += 1  # the stage's max pool
+    return table
+
+
+for _variant in CONFIGS:
+    for _bn in (False, True):
+        _name = f"{_variant}_bn" if _bn else _variant
+        register_names(TimmNames(
+            timm_table(_variant, _bn).get, head="head.fc", architectures={_name: _name},
+            pre_logits=("pre_logits.fc1", "pre_logits.fc2"),
+        ))
 
 
 def _keras_files(variant: str, top: str, notop: str) -> ImageNetWeights:
