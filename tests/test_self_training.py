@@ -171,11 +171,14 @@ def test_cli_noisy_student_killed_in_iteration_two_resumes_there(tmp_path):
     assert sum(stats["confidence_histogram"]["counts"]) == stats["unlabeled_images"] == 1243
     assert len({n for n in stats["per_class_after_balancing"].values() if n}) == 1
     assert (run_dir / "iteration-2" / "iteration.png").stat().st_size > 0
+    # one TF Serving export: the last student's
+    assert (run_dir / "iteration-2" / "student" / "serving").is_dir()
+    assert not (run_dir / "teacher" / "serving").exists()
+    assert not (run_dir / "iteration-1" / "student" / "serving").exists()
     history = (run_dir / "iteration-2" / "student" / "history.csv").read_text().splitlines()
     assert len(history) == 3  # header + 2 epochs, none repeated
     stage = json.loads((run_dir / "iteration-2" / "student" / "config.json").read_text())["stage"]
     assert stage["role"] == "student" and stage["pseudo_labeled_batch"] == 32
 
-    refused = subprocess.run([*command, "--labels-per-class", "7"], cwd=tmp_path,
-                             capture_output=True, text=True, timeout=300)
-    assert refused.returncode == 2 and "--labels-per-class" in refused.stderr
+    with pytest.raises(ValueError, match="labels_per_class=5, given 7"):  # before any training
+        self_training.noisy_student(run_dir=str(run_dir), labels_per_class=7)

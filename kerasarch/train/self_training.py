@@ -192,7 +192,11 @@ def _stage_pipelines(cfg: NoisyStudentConfig, split: pseudo_labels.Split, pseudo
 
 def _run_stage(cfg: NoisyStudentConfig, split, role: str, run_dir: Path, model: str, epochs: int,
                seed: int, pseudo=None, iteration: int = 0) -> tuple[keras.Model, dict]:
-    """Trains (or resumes, or reads back) one stage; returns its best model and metrics."""
+    """Trains (or resumes, or reads back) one stage; returns its best model and metrics.
+
+    Only the last iteration's student gets a TF Serving export (`kerasarch export` makes one
+    of any stage's folder).
+    """
     metrics_path = run_dir / "metrics.json"
     if metrics_path.exists() and json.loads(metrics_path.read_text()).get("epochs") == epochs:
         log.info("%s: the %s is trained; reading %s.", run_dir, role, run_dir / "best.keras")
@@ -220,6 +224,7 @@ def _run_stage(cfg: NoisyStudentConfig, split, role: str, run_dir: Path, model: 
                       "splits": (("train", f"{data.source_defaults(cfg.dataset).train_split} "
                                   f"({described})"), ("test", _test_split(cfg)))},
         record=record,
+        export=role == "student" and iteration == cfg.iterations,
     )
     result = trainer.fit(stage=stage, model=model, dataset=cfg.dataset, epochs=epochs,
                          batch_size=batch, image_size=size, augment=None, seed=seed,

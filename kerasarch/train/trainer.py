@@ -90,12 +90,14 @@ class Stage:
         build_model: `(plan, classes) -> keras.Model` (uncompiled), in place of the registry's.
         plan_changes: `Plan` fields that describe the stage (its augmentation, its splits).
         record: Written to config.json under `"stage"`.
+        export: Make the run's TF Serving export (an intermediate stage needs none).
     """
 
     pipelines: Any
     build_model: Any = None
     plan_changes: dict = dataclasses.field(default_factory=dict)
     record: dict = dataclasses.field(default_factory=dict)
+    export: bool = True
 
 
 # --- plan ------------------------------------------------------------------------------------
@@ -286,7 +288,7 @@ def _export_once(plan: Plan, model, previous: dict, best_epoch: int, class_names
 
 
 def _finish(plan: Plan, model, strategy, custom: bool, splits, infos, folder, resume,
-            seconds: float, chief: bool) -> dict:
+            seconds: float, chief: bool, export_serving: bool = True) -> dict:
     role = "test" if "test" in splits else "validation"
     last_epoch = folder.history[-1]["epoch"] if folder.history else 0
     best_epoch = folder.best_epoch or last_epoch
@@ -305,8 +307,9 @@ def _finish(plan: Plan, model, strategy, custom: bool, splits, infos, folder, re
     if chief:
         path = plan.run_dir / "metrics.json"
         previous = json.loads(path.read_text()) if path.exists() else {}
-        metrics["serving"] = _export_once(plan, model, previous, best_epoch,
-                                          infos["train"].class_names)
+        if export_serving:
+            metrics["serving"] = _export_once(plan, model, previous, best_epoch,
+                                              infos["train"].class_names)
         run_folder.atomic_write_bytes(path, json.dumps(metrics, indent=2).encode())
     return metrics
 
@@ -356,7 +359,8 @@ def _final_line(plan: Plan, metrics: dict, seconds: float) -> str:
     return (
         f"{role.capitalize()} top-1 {metrics[f'{role}_top1']:.2%}{top5} of {metrics['model']} "
         f"({seconds:.1f} s of training). Saved {plan.run_dir / 'best.keras'} (the run's result), "
-        f"{plan.run_dir / 'last.keras'} and the TF Serving export {plan.run_dir / 'serving'}."
+        f"{plan.run_dir / 'last.keras'}"
+        + (f" and the TF Serving export {plan.run_dir / 'serving'}." if "serving" in metrics else ".")
     )
 
 
@@ -420,6 +424,7 @@ def fit(config: TrainConfig | None = None, callbacks: list | None = None, stage:
                 f"Training stopped: {folder.diverged}; {where}. Lower the learning rate "
                 f"(it was {plan.hp.learning_rate:g}) or use --precision float32."
             )
-        metrics = _finish(plan, model, strategy, custom, splits, infos, folder, resume, seconds, chief)
+        metrics = _finish(plan, model, strategy, custom, splits, infos, folder, resume, seconds, chief,
+                          export_serving=stage is None or stage.export)
         log.info(_final_line(plan, metrics, seconds))
     return RunResult(run_dir=plan.run_dir, metrics=metrics, model=model)
