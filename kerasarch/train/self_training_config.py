@@ -130,7 +130,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if meta["type"] is bool:
             kwargs["action"] = "store_false" if field.default is True else "store_true"
             if field.default is True:
-                kwargs["help"] = f"do not {meta['help']}"
+                kwargs["help"] = f"do not {meta['help']} (default: {field.name} on)"
         else:
             if meta["type"] is not None:
                 kwargs["type"] = meta["type"]
