@@ -182,3 +182,24 @@ def test_cli_noisy_student_killed_in_iteration_two_resumes_there(tmp_path):
 
     with pytest.raises(ValueError, match="labels_per_class=5, given 7"):  # before any training
         self_training.noisy_student(run_dir=str(run_dir), labels_per_class=7)
+
+
+def test_a_given_teacher_labels_the_first_iteration_without_a_teacher_stage(tmp_path, student):
+    model, _ = student
+    keras.utils.set_random_seed(0)
+    teacher_path = tmp_path / "teacher.keras"
+    model.save(teacher_path)
+    result = self_training.noisy_student(
+        teacher=str(teacher_path), run_dir=str(tmp_path / "ns"), labels_per_class=5, epochs=1,
+        batch_size=8, unlabeled_ratio=8, hard_labels=True, threshold=0.0, verbose=0)
+    assert not (tmp_path / "ns" / "teacher").exists()
+    record = result.iterations[0]
+    assert record["teacher"]["source"] == str(teacher_path)
+    expected = pseudo_labels.teacher_probabilities(model, self_training.load_split(
+        NoisyStudentConfig(labels_per_class=5)).unlabeled_images)
+    saved = pseudo_labels.load(tmp_path / "ns" / "iteration-1" / "pseudo_labels.npz")
+    np.testing.assert_allclose(saved.probabilities, expected, atol=1e-6)  # the given teacher's
+    assert set(np.unique(saved.targets)) == {0.0, 1.0}
+    with pytest.raises(ValueError, match="teacher"):
+        self_training.noisy_student(teacher=str(tmp_path / "missing.keras"), run_dir=str(tmp_path / "x"))
+    assert not (tmp_path / "x").exists()  # refused before the run folder records anything

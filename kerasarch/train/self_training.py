@@ -261,13 +261,18 @@ def _accuracy(model: keras.Model, images: np.ndarray, labels: np.ndarray) -> flo
     return float((pseudo_labels.teacher_probabilities(model, images).argmax(1) == labels).mean())
 
 
+def _teacher_path(teacher: str) -> Path:
+    path = Path(teacher)
+    path = path / "best.keras" if path.is_dir() else path
+    if not path.exists() or path.suffix != ".keras":
+        raise ValueError(f"Invalid value for `teacher`: {teacher!r}. Expected a run folder "
+                         "with a best.keras or a .keras file.")
+    return path
+
+
 def _first_teacher(cfg: NoisyStudentConfig, split, run_dir: Path) -> tuple[keras.Model, dict]:
     if cfg.teacher is not None:
-        path = Path(cfg.teacher)
-        path = path / "best.keras" if path.is_dir() else path
-        if not path.exists() or path.suffix != ".keras":
-            raise ValueError(f"Invalid value for `teacher`: {cfg.teacher!r}. Expected a run folder "
-                             "with a best.keras or a .keras file.")
+        path = _teacher_path(cfg.teacher)
         teacher = keras.saving.load_model(path)
         test_images, test_labels, _ = _arrays(
             cfg.dataset, _test_split(cfg), _image_size(cfg), teacher.input_shape[-1], cfg.seed,
@@ -321,6 +326,8 @@ def noisy_student(config: NoisyStudentConfig | None = None, **fields: Any) -> Se
     cfg = _resolve(config, fields)
     cfg.validate()
     _check_sizes(cfg)
+    if cfg.teacher is not None:
+        _teacher_path(cfg.teacher)  # before the run folder records the job
     with trainer._console_logging():
         return _iterate(cfg)
 
