@@ -17,7 +17,7 @@ def _linear(seed: int) -> keras.Model:
 
 def _mpl(supervised_weight: float = 1.0) -> MetaPseudoLabels:
     model = MetaPseudoLabels(_linear(0), _linear(1), supervised_weight=supervised_weight, seed=0)
-    model.compile(keras.optimizers.SGD(0.5), keras.optimizers.SGD(0.5))
+    model.compile(keras.optimizers.SGD(0.5), teacher_optimizer=keras.optimizers.SGD(0.5))
     return model
 
 
@@ -65,7 +65,7 @@ def test_fit_trains_both_and_the_model_round_trips(tmp_path):
     student = registry.get_model("lenet5", classes=10)
     model = MetaPseudoLabels(teacher, student, noise=keras.layers.RandomTranslation(0.1, 0.1, seed=0),
                              seed=0)
-    model.compile(keras.optimizers.Adam(1e-3), keras.optimizers.Adam(1e-3))
+    model.compile(keras.optimizers.Adam(1e-3))  # the teacher's: a copy
     rng = np.random.default_rng(0)
     batch = {"labeled": rng.uniform(0, 255, (8, 32, 32, 1)).astype("float32"),
              "labels": np.eye(10, dtype="float32")[rng.integers(0, 10, 8)],
@@ -81,6 +81,11 @@ def test_fit_trains_both_and_the_model_round_trips(tmp_path):
     assert 0.0 <= scores["top1"] <= 1.0  # evaluated as the student
     path = tmp_path / "mpl.keras"
     model.save(path)
-    loaded = keras.saving.load_model(path, compile=False)
+    loaded = keras.saving.load_model(path)  # both optimizers and their state: a run can resume
+    assert int(loaded.teacher_optimizer.iterations) == int(model.teacher_optimizer.iterations) == 2
+    for saved, kept in zip(loaded.teacher_optimizer.variables, model.teacher_optimizer.variables,
+                           strict=True):
+        np.testing.assert_array_equal(np.array(saved), np.array(kept))
+    assert int(loaded.optimizer.iterations) == 2
     np.testing.assert_allclose(loaded.predict(batch["labeled"], verbose=0),
                                model.predict(batch["labeled"], verbose=0), atol=1e-6)

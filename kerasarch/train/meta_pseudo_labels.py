@@ -73,16 +73,36 @@ class MetaPseudoLabels(keras.Model):
         """The student's output."""
         return self.student(inputs, training=training)
 
-    def compile(self, teacher_optimizer: keras.optimizers.Optimizer,
-                student_optimizer: keras.optimizers.Optimizer, **kwargs: Any) -> None:
-        """The two optimizers; `loss` and `metrics` (the student's) default to CE and top-1/5."""
-        classes = self.student.output_shape[-1]
+    def compile(self, optimizer: Any = "adam", teacher_optimizer: Any = None, **kwargs: Any) -> None:
+        """The student's `optimizer` and the teacher's (default: a copy of the student's).
+
+        `loss` and `metrics` (the student's, for evaluation) default to the cross-entropy
+        and top-1/top-5.
+        """
+        student_optimizer = keras.optimizers.get(optimizer)
+        if teacher_optimizer is None:
+            teacher_optimizer = student_optimizer.__class__.from_config(student_optimizer.get_config())
         kwargs.setdefault("loss", keras.losses.CategoricalCrossentropy())
-        kwargs.setdefault("metrics", training_metrics(classes))
+        kwargs.setdefault("metrics", training_metrics(self.student.output_shape[-1]))
         super().compile(optimizer=student_optimizer, **kwargs)
-        self.teacher_optimizer = teacher_optimizer
+        self.teacher_optimizer = keras.optimizers.get(teacher_optimizer)
         self.teacher_optimizer.build(self.teacher.trainable_variables)
         self.optimizer.build(self.student.trainable_variables)
+
+    def get_compile_config(self):
+        """Keras' compile config, with the teacher's optimizer."""
+        config = super().get_compile_config() or {}
+        if self.teacher_optimizer is not None:
+            config["teacher_optimizer"] = keras.saving.serialize_keras_object(self.teacher_optimizer)
+        return config
+
+    def compile_from_config(self, config):
+        """Compiles a loaded model as it was saved (both optimizers)."""
+        config = dict(config)
+        teacher = config.pop("teacher_optimizer", None)
+        config = keras.saving.deserialize_keras_object(config)
+        teacher = None if teacher is None else keras.saving.deserialize_keras_object(teacher)
+        self.compile(**config, teacher_optimizer=teacher)
 
     # -- the step, in parts the tests call one by one (TensorFlow's tape: the TF backend) --
 
