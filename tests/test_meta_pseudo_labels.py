@@ -1,12 +1,18 @@
-"""Meta Pseudo Labels' step: the teacher moves only through its losses, the feedback's sign."""
+"""Meta Pseudo Labels: the teacher moves only through its losses, the feedback's sign, strategies, CLI."""
 
 from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
 
 import keras
 import numpy as np
 import pytest
 
-from kerasarch.train.meta_pseudo_labels import MetaPseudoLabels
+from kerasarch.train.mpl_model import MetaPseudoLabels
 
 
 def _linear(seed: int) -> keras.Model:
@@ -68,16 +74,16 @@ def test_fit_trains_both_and_the_model_round_trips(tmp_path):
     model.compile(keras.optimizers.Adam(1e-3))  # the teacher's: a copy
     rng = np.random.default_rng(0)
     batch = {"labeled": rng.uniform(0, 255, (8, 32, 32, 1)).astype("float32"),
-             "labels": np.eye(10, dtype="float32")[rng.integers(0, 10, 8)],
              "unlabeled": rng.uniform(0, 255, (16, 32, 32, 1)).astype("float32")}
+    labels = np.eye(10, dtype="float32")[rng.integers(0, 10, 8)]
     import tensorflow as tf
 
     teacher_before, student_before = _weights(teacher), _weights(student)
-    history = model.fit(tf.data.Dataset.from_tensors(batch).repeat(2), epochs=1, verbose=0)
+    history = model.fit(tf.data.Dataset.from_tensors((batch, labels)).repeat(2), epochs=1, verbose=0)
     assert {"loss", "feedback", "teacher_labeled_loss"} <= set(history.history)
     assert any(np.abs(o - n).max() > 0 for o, n in zip(teacher_before, _weights(teacher), strict=True))
     assert any(np.abs(o - n).max() > 0 for o, n in zip(student_before, _weights(student), strict=True))
-    scores = model.evaluate(batch["labeled"], batch["labels"], return_dict=True, verbose=0)
+    scores = model.evaluate(batch["labeled"], labels, return_dict=True, verbose=0)
     assert 0.0 <= scores["top1"] <= 1.0  # evaluated as the student
     path = tmp_path / "mpl.keras"
     model.save(path)
@@ -89,3 +95,55 @@ def test_fit_trains_both_and_the_model_round_trips(tmp_path):
     assert int(loaded.optimizer.iterations) == 2
     np.testing.assert_allclose(loaded.predict(batch["labeled"], verbose=0),
                                model.predict(batch["labeled"], verbose=0), atol=1e-6)
+
+
+MIRRORED = """
+import json, sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from kerasarch import train
+print(json.dumps(train.meta_pseudo_labels(run_dir=sys.argv[1], epochs=1, finetune_epochs=0, verbose=0,
+                                          labels_per_class=5, batch_size=8, unlabeled_ratio=4,
+                                          strategy="mirrored")))
+"""
+
+
+def test_mpl_trains_under_the_mirrored_strategy(tmp_path):
+    proc = subprocess.run([sys.executable, "-c", MIRRORED, str(tmp_path / "run")], capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "over 2 replica(s)" in proc.stdout + proc.stderr
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert summary["teacher_test_top1"] > 0.3  # both replicas' steps taught it something
+    assert "finetuned_test_top1" not in summary
+
+
+TINY = ["mpl", "--labels-per-class", "5", "--epochs", "2", "--finetune-epochs", "1", "--batch-size", "8",
+        "--unlabeled-ratio", "4", "--verbose", "2"]
+
+
+def test_cli_mpl_killed_mid_training_resumes_then_fine_tunes(tmp_path):
+    run_dir = tmp_path / "mpl"
+    command = [sys.executable, "-m", "kerasarch", *TINY, "--run-dir", str(run_dir)]
+    proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    marker = run_dir / "mpl" / "checkpoint" / "epoch-0001.keras"
+    deadline = time.time() + 600
+    while not marker.exists():
+        assert proc.poll() is None and time.time() < deadline, proc.stdout.read()[-3000:]
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (run_dir / "summary.json").exists()
+    resumed = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    output = resumed.stdout + resumed.stderr
+    assert "Resuming lenet5 on digits" in output and "from epoch 2" in output
+    assert "Epoch 1/2" not in resumed.stdout
+    summary = json.loads(resumed.stdout.strip().splitlines()[-1])
+    assert {"teacher_test_top1", "mpl_student_test_top1", "finetuned_test_top1"} <= set(summary)
+    assert len((run_dir / "mpl" / "history.csv").read_text().splitlines()) == 3  # 2 epochs, once each
+    assert (run_dir / "finetune" / "serving").is_dir() and not (run_dir / "mpl" / "serving").exists()
+    stage = json.loads((run_dir / "mpl" / "config.json").read_text())["stage"]
+    assert stage["method"] == "meta_pseudo_labels" and stage["unlabeled_batch"] == 32

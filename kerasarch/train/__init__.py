@@ -28,6 +28,9 @@ _EXPORTS = {
     "NoisyStudentConfig": "kerasarch.train.self_training_config",
     "SelfTrainingResult": "kerasarch.train.self_training",
     "Stage": "kerasarch.train.trainer",
+    "meta_pseudo_labels": "kerasarch.train.mpl_training",
+    "MPLConfig": "kerasarch.train.self_training_config",
+    "MetaPseudoLabels": "kerasarch.train.mpl_model",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -46,7 +46,7 @@ import tensorflow as tf
 
 from kerasarch import augment, data, registry
 from kerasarch.train import pseudo_labels, run_folder, trainer
-from kerasarch.train.self_training_config import FIELDS, NoisyStudentConfig, merge_with_saved
+from kerasarch.train.self_training_config import NoisyStudentConfig, merge_with_saved
 
 log = logging.getLogger("kerasarch.train")
 
@@ -85,7 +85,8 @@ def _image_size(cfg: NoisyStudentConfig) -> int:
     return cfg.image_size or source.image_size or registry.model_info(cfg.model).input_shape[0]
 
 
-def _test_split(cfg: NoisyStudentConfig) -> str:
+def evaluation_split(cfg) -> str:
+    """The split the job reports test top-1 on: its test split, else the validation split."""
     source = data.source_defaults(cfg.dataset)
     return cfg.test_split or source.test_split or source.val_split
 
@@ -114,11 +115,14 @@ def noise_layer(cfg: NoisyStudentConfig, seed: int | None = None) -> keras.layer
 
 
 def build_student(cfg: NoisyStudentConfig, model: str, classes: int, image_size: int,
-                  seed: int | None = None) -> tuple[keras.Model, dict]:
+                  seed: int | None = None, input_noise: bool = True) -> tuple[keras.Model, dict]:
     """A noised model: RandAugment on its inputs, dropout, stochastic depth where it has it.
 
     The builder's own dropout and stochastic-depth arguments are used where it has them;
     a model without a dropout argument gets a `Dropout` layer right before `predictions`.
+
+    `input_noise=False` leaves RandAugment out (Meta Pseudo Labels noises the batch once,
+    outside the two models).
 
     Returns:
         The (uncompiled) model and a description of its noise.
@@ -128,7 +132,7 @@ def build_student(cfg: NoisyStudentConfig, model: str, classes: int, image_size:
     shape = (image_size, image_size, info.input_shape[2])
     kwargs: dict[str, Any] = {}
     noise: dict[str, Any] = {"randaugment": {"num_ops": cfg.randaugment_ops,
-                                             "magnitude": cfg.randaugment_magnitude}}
+                                             "magnitude": cfg.randaugment_magnitude} if input_noise else None}
     dropout_arg = next((a for a in DROPOUT_ARGS if a in parameters), None)
     depth_arg = next((a for a in DEPTH_ARGS if a in parameters), None)
     if dropout_arg:
@@ -138,7 +142,7 @@ def build_student(cfg: NoisyStudentConfig, model: str, classes: int, image_size:
     if "aux_logits" in parameters:
         kwargs["aux_logits"] = False  # one output: the pseudo labels train the main classifier
     built = registry.get_model(model, classes=classes, input_shape=shape,
-                               augmentation=noise_layer(cfg, seed), **kwargs)
+                               augmentation=noise_layer(cfg, seed) if input_noise else None, **kwargs)
     if not dropout_arg and cfg.dropout > 0:
         head = built.get_layer("predictions")
         x = keras.layers.Dropout(cfg.dropout, seed=seed, name="noise_dropout")(head.input)
@@ -152,8 +156,8 @@ def build_student(cfg: NoisyStudentConfig, model: str, classes: int, image_size:
 # --- one stage through the trainer ------------------------------------------------------------
 
 
-def _epoch_stream(images: np.ndarray, targets: np.ndarray, batch: int, steps: int, seed: int):
-    """`steps` batches of `batch` images, a new order for each iterator (each epoch)."""
+def epoch_stream(images: np.ndarray, targets: np.ndarray, batch: int, steps: int, seed: int):
+    """An epoch of `steps` batches of `batch` images, a new order for each iterator (each epoch)."""
     count = len(images)
     repeats = math.ceil(batch * steps / count)
     images_t, targets_t = tf.constant(images), tf.constant(targets)
@@ -170,18 +174,23 @@ def _stage_pipelines(cfg: NoisyStudentConfig, split: pseudo_labels.Split, pseudo
     seed, batch = plan.config.seed, cfg.batch_size
     if pseudo is None:
         steps = math.ceil(len(labeled) / batch)
-        train = _epoch_stream(split.labeled_images, labeled, batch, steps, seed)
+        train = epoch_stream(split.labeled_images, labeled, batch, steps, seed)
     else:
         steps = math.ceil(len(pseudo.kept) / (batch * cfg.unlabeled_ratio))
-        first = _epoch_stream(split.labeled_images, labeled, batch, steps, seed)
-        second = _epoch_stream(split.unlabeled_images[pseudo.kept], pseudo.targets,
+        first = epoch_stream(split.labeled_images, labeled, batch, steps, seed)
+        second = epoch_stream(split.unlabeled_images[pseudo.kept], pseudo.targets,
                                batch * cfg.unlabeled_ratio, steps, seed + 1)
         train = tf.data.Dataset.zip(first, second).map(
             lambda a, b: (tf.concat([a[0], b[0]], 0), tf.concat([a[1], b[1]], 0)))
-    test, test_info = data.load(cfg.dataset, _test_split(cfg), image_size=plan.image_size,
+    return with_test_split(cfg, split, plan, train, steps)
+
+
+def with_test_split(cfg, split: pseudo_labels.Split, plan, train, steps: int):
+    """A stage's `(splits, infos)`: its training batches and the job's untouched test split."""
+    test, test_info = data.load(cfg.dataset, evaluation_split(cfg), image_size=plan.image_size,
                                 batch_size=256, seed=cfg.seed, data_dir=cfg.data_dir,
                                 channels=plan.channels)
-    prepare = functools.partial(trainer._prepare, one_hot=False, classes=classes,
+    prepare = functools.partial(trainer._prepare, one_hot=False, classes=len(split.class_names),
                                 channels=plan.channels)
     info = data.DatasetInfo(cfg.dataset, plan.splits[0][1], split.class_names,
                             steps * plan.config.batch_size, split.labeled_images.shape[1:])
@@ -222,7 +231,7 @@ def _run_stage(cfg: NoisyStudentConfig, split, role: str, run_dir: Path, model: 
         build_model=build,
         plan_changes={"augment": f"randaugment(N={cfg.randaugment_ops}, M={cfg.randaugment_magnitude:g})",
                       "splits": (("train", f"{data.source_defaults(cfg.dataset).train_split} "
-                                  f"({described})"), ("test", _test_split(cfg)))},
+                                  f"({described})"), ("test", evaluation_split(cfg)))},
         record=record,
         export=role == "student" and iteration == cfg.iterations,
     )
@@ -235,25 +244,27 @@ def _run_stage(cfg: NoisyStudentConfig, split, role: str, run_dir: Path, model: 
 # --- the job ---------------------------------------------------------------------------------
 
 
-def _resolve(config: NoisyStudentConfig | None, fields: dict) -> NoisyStudentConfig:
-    default = NoisyStudentConfig()
+def resolve_config(config, fields: dict, cls: type = NoisyStudentConfig, record: str = RECORD,
+                   prefix: str = "noisy-student"):
+    """The job's config: `config` and `fields` given, the run folder's saved ones otherwise."""
+    default = cls()
     given = {}
     if config is not None:
         given = {f: v for f, v in dataclasses.asdict(config).items() if v != getattr(default, f)}
     given.update(fields)
-    unknown = set(given) - set(FIELDS)
+    unknown = set(given) - {f.name for f in dataclasses.fields(cls)}
     if unknown:
-        raise ValueError(f"Unknown Noisy Student options: {sorted(unknown)}.")
-    cfg = NoisyStudentConfig(**given)
+        raise ValueError(f"Unknown {cls.__name__} options: {sorted(unknown)}.")
+    cfg = cls(**given)
     if cfg.run_dir is None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         safe = cfg.dataset.replace("/", "_").replace(":", "_")
-        folder = Path("runs") / f"noisy-student-{cfg.model}-{safe}-{stamp}"
+        folder = Path("runs") / f"{prefix}-{cfg.model}-{safe}-{stamp}"
         return dataclasses.replace(cfg, run_dir=str(folder))
-    path = Path(cfg.run_dir) / RECORD
+    path = Path(cfg.run_dir) / record
     if path.exists():
         saved = json.loads(path.read_text())["config"]
-        cfg = NoisyStudentConfig(**merge_with_saved(saved, given))
+        cfg = cls(**merge_with_saved(saved, given, cls))
     return cfg
 
 
@@ -275,7 +286,7 @@ def _first_teacher(cfg: NoisyStudentConfig, split, run_dir: Path) -> tuple[keras
         path = _teacher_path(cfg.teacher)
         teacher = keras.saving.load_model(path)
         test_images, test_labels, _ = _arrays(
-            cfg.dataset, _test_split(cfg), _image_size(cfg), teacher.input_shape[-1], cfg.seed,
+            cfg.dataset, evaluation_split(cfg), _image_size(cfg), teacher.input_shape[-1], cfg.seed,
             cfg.data_dir)
         return teacher, {"source": str(path), "test_top1": _accuracy(teacher, test_images, test_labels)}
     model = cfg.teacher_model or cfg.model
@@ -323,7 +334,7 @@ def noisy_student(config: NoisyStudentConfig | None = None, **fields: Any) -> Se
     Raises:
         ValueError: A bad configuration, or one that contradicts the run folder's run.
     """
-    cfg = _resolve(config, fields)
+    cfg = resolve_config(config, fields)
     cfg.validate()
     _check_sizes(cfg)
     if cfg.teacher is not None:

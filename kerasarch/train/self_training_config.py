@@ -113,15 +113,87 @@ class NoisyStudentConfig:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(NoisyStudentConfig)}
+_SHARED = {name: FIELDS[name] for name in (
+    "model", "dataset", "labels_per_class", "teacher_model", "batch_size", "unlabeled_ratio",
+    "randaugment_ops", "randaugment_magnitude", "dropout", "stochastic_depth", "test_split", "seed",
+    "run_dir", *STAGE_OPTIONS)}
+
+
+def _same(name: str, **changes: Any) -> Any:
+    """A field of `NoisyStudentConfig` for another job (`changes`: other metadata)."""
+    field = _SHARED[name]
+    return _field(field.default, **{**field.metadata, **changes})
+
+
+@dataclasses.dataclass(frozen=True)
+class MPLConfig:
+    """A Meta Pseudo Labels job (Pham et al. 2021). The defaults are for LeNet-5 on digits, untuned."""
+
+    model: str = _same("model", help="the student's registry name")
+    dataset: str = _same("dataset")
+    labels_per_class: int = _same("labels_per_class")
+    teacher_model: str | None = _same("teacher_model")
+    epochs: int = _field(30, "epochs of teacher and student together (an epoch: one pass over the "
+                         "unlabeled images)", type=int)
+    finetune_epochs: int = _field(10, "epochs of the student's fine-tuning on the labeled images "
+                                  "(0: none)", type=int)
+    batch_size: int = _same("batch_size")
+    unlabeled_ratio: int = _same("unlabeled_ratio", help="unlabeled images per step, as a multiple "
+                                 "of --batch-size")
+    supervised_weight: float = _field(1.0, "weight of the teacher's own cross-entropy on the "
+                                      "labeled batch", type=float)
+    randaugment_ops: int = _same("randaugment_ops")
+    randaugment_magnitude: float = _same("randaugment_magnitude")
+    dropout: float = _same("dropout", help="dropout before the classifiers (teacher and student)")
+    stochastic_depth: float = _same("stochastic_depth")
+    test_split: str | None = _same("test_split")
+    seed: int = _same("seed")
+    run_dir: str | None = _same("run_dir", shown="runs/mpl-MODEL-DATASET-TIME")
+    optimizer: str | None = _same("optimizer")
+    learning_rate: float | None = _same("learning_rate")
+    schedule: str | None = _same("schedule")
+    warmup_epochs: float | None = _same("warmup_epochs")
+    weight_decay: float | None = _same("weight_decay")
+    label_smoothing: float | None = _same("label_smoothing")
+    image_size: int | None = _same("image_size")
+    precision: str = _same("precision")
+    jit: bool = _same("jit")
+    strategy: str = _same("strategy")
+    loop: str = _same("loop")
+    data_dir: str | None = _same("data_dir")
+    verbose: int = _same("verbose")
+
+    def validate(self) -> None:
+        """Raises `ValueError` naming the first bad field."""
+        for name in ("labels_per_class", "epochs", "batch_size", "unlabeled_ratio", "randaugment_ops"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"Invalid value for `{name}`: {value!r}. Expected an int >= 1.")
+        if not isinstance(self.finetune_epochs, int) or self.finetune_epochs < 0:
+            raise ValueError(f"Invalid value for `finetune_epochs`: {self.finetune_epochs!r}. "
+                             "Expected an int >= 0.")
+        if self.loop == "custom" or self.strategy == "multiworker":
+            raise ValueError(f"Invalid value for `{'loop' if self.loop == 'custom' else 'strategy'}`: "
+                             f"{self.loop if self.loop == 'custom' else self.strategy!r}. Meta Pseudo "
+                             "Labels trains with model.fit (its own train step): the default, mirrored "
+                             "or TPU strategy, and the fit loop.")
+        for name, low, high in (("dropout", 0.0, 0.99), ("stochastic_depth", 0.0, 0.99),
+                                ("randaugment_magnitude", 0.0, 10.0), ("supervised_weight", 0.0, 1e6)):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not low <= value <= high:
+                raise ValueError(f"Invalid value for `{name}`: {value!r}. Expected a number in "
+                                 f"[{low}, {high}].")
+
+    stage_options = NoisyStudentConfig.stage_options
 
 
 def _flag(field: dataclasses.Field) -> str:
     return field.metadata["flag"] or "--" + field.name.replace("_", "-")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """One option per `NoisyStudentConfig` field; defaults are `SUPPRESS` (see `from_args`)."""
-    for field in dataclasses.fields(NoisyStudentConfig):
+def add_arguments(parser: argparse.ArgumentParser, cls: type = NoisyStudentConfig) -> None:
+    """One option per field of `cls`; defaults are `SUPPRESS` (see `from_args`)."""
+    for field in dataclasses.fields(cls):
         meta = field.metadata
         shown = meta["shown"] or ("off" if field.default is False else field.default)
         kwargs: dict[str, Any] = {"help": f"{meta['help']} (default: {shown})",
@@ -142,28 +214,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, dest=field.name, **kwargs)
 
 
-def from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """The `NoisyStudentConfig` fields typed on the command line."""
+def from_args(args: argparse.Namespace, cls: type = NoisyStudentConfig) -> dict[str, Any]:
+    """The fields of `cls` typed on the command line."""
     given = vars(args)
-    return {name: given[name] for name in FIELDS if name in given}
+    return {f.name: given[f.name] for f in dataclasses.fields(cls) if f.name in given}
 
 
-def merge_with_saved(saved: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+def merge_with_saved(saved: dict[str, Any], given: dict[str, Any],
+                     cls: type = NoisyStudentConfig) -> dict[str, Any]:
     """A resumed job's fields: the saved ones, with the given ones where they may change.
 
     Raises:
         ValueError: A given field contradicts the saved job, or `iterations` shrinks.
     """
+    fields = {f.name: f for f in dataclasses.fields(cls)}
     for name, value in given.items():
-        if name not in FIELDS:
-            raise ValueError(f"Unknown Noisy Student option `{name}`.")
-        before = saved.get(name, FIELDS[name].default)
+        if name not in fields:
+            raise ValueError(f"Unknown {cls.__name__} option `{name}`.")
+        before = saved.get(name, fields[name].default)
         if name == "iterations" and value < before:
             raise ValueError(f"The run was planned for {before} iterations; --iterations {value} "
                              "would shorten it (a resumed run may only raise it).")
         if name not in RESUMABLE_CHANGES and value != before:
             raise ValueError(
-                f"{_flag(FIELDS[name])}: the run folder holds a run with {name}={before!r}, "
+                f"{_flag(fields[name])}: the run folder holds a run with {name}={before!r}, "
                 f"given {value!r}. Leave the option out to resume it, or choose another --run-dir."
             )
-    return {**{k: v for k, v in saved.items() if k in FIELDS}, **given}
+    return {**{k: v for k, v in saved.items() if k in fields}, **given}

@@ -19,8 +19,8 @@ teacher's cross-entropy against its own *soft* prediction, whose gradient is zer
 authors' answer in google-research issue #534: hard labels at scale). Here the labels are
 sampled hard labels, so the feedback term has a gradient, with the sign the paper derives.
 
-Not here (yet): the UDA consistency loss, the `meta_pseudo_labels(...)` run-folder driver
-and the `kerasarch mpl` command; `MetaPseudoLabels` is the step they would use.
+Not here (yet): the UDA consistency loss. `kerasarch.train.mpl_training` runs this model
+through the trainer (`meta_pseudo_labels(...)`, `kerasarch mpl`).
 """
 
 from __future__ import annotations
@@ -41,12 +41,18 @@ def _cross_entropy(labels, probabilities):
     return ops.mean(keras.losses.categorical_crossentropy(labels, probabilities))
 
 
+def _per_replica(loss):
+    """A replica's share of the loss: Keras' optimizers sum the replicas' gradients."""
+    return loss / tf.distribute.get_strategy().num_replicas_in_sync
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class MetaPseudoLabels(keras.Model):
     """A teacher and a student trained together; the model's own output is the student's.
 
-    Train it on batches `{"labeled": x_l, "labels": one_hot_y_l, "unlabeled": x_u}`;
-    evaluate and predict it like the student (`(images, one_hot_labels)` batches).
+    Train it on batches `({"labeled": x_l, "unlabeled": x_u}, one_hot_y_l)` (Keras builds
+    the metrics from such a batch: the student's output on `x_l` against `y_l`); evaluate
+    and predict it like the student (`(images, one_hot_labels)` batches).
 
     Args:
         teacher: A classifier with a softmax output.
@@ -66,11 +72,19 @@ class MetaPseudoLabels(keras.Model):
         self.seed = seed
         self.sampler = keras.random.SeedGenerator(seed, name="pseudo_label_sampler")
         self.baseline = self.add_weight(shape=(), initializer="zeros", trainable=False,
-                                        name="feedback_baseline")
+                                        aggregation="mean", name="feedback_baseline")
         self.teacher_optimizer: keras.optimizers.Optimizer | None = None
+        self.built = True  # its two models are built; it has no layers of its own to build
+
+    @property
+    def outputs(self):
+        """The student's outputs (what the trainer's loss and metrics are set up for)."""
+        return self.student.outputs
 
     def call(self, inputs, training=False):
-        """The student's output."""
+        """The student's output (on the labeled images of a training batch)."""
+        if isinstance(inputs, dict):  # Keras builds the metrics on a training batch
+            inputs = inputs["labeled"]
         return self.student(inputs, training=training)
 
     def compile(self, optimizer: Any = "adam", teacher_optimizer: Any = None, **kwargs: Any) -> None:
@@ -119,7 +133,8 @@ class MetaPseudoLabels(keras.Model):
         variables = self.student.trainable_variables
         with tf.GradientTape() as tape:
             loss = _cross_entropy(pseudo, self.student(unlabeled_noised, training=True))
-        self.optimizer.apply(tape.gradient(loss, variables), variables)
+            share = _per_replica(loss)
+        self.optimizer.apply(tape.gradient(share, variables), variables)
         predictions = self.student(labeled, training=True)
         return before, _cross_entropy(labels, predictions), loss, predictions
 
@@ -135,14 +150,14 @@ class MetaPseudoLabels(keras.Model):
         with tf.GradientTape() as tape:
             supervised = _cross_entropy(labels, self.teacher(labeled, training=True))
             meta = _cross_entropy(pseudo, self.teacher(unlabeled_noised, training=True))
-            loss = self.supervised_weight * supervised + feedback * meta
-        self.teacher_optimizer.apply(tape.gradient(loss, variables), variables)
+            share = _per_replica(self.supervised_weight * supervised + feedback * meta)
+        self.teacher_optimizer.apply(tape.gradient(share, variables), variables)
         return supervised, meta
 
     def train_step(self, data):
         """Pseudo labels, the student's step, the feedback, the teacher's step."""
-        labeled, labels = data["labeled"], ops.cast(data["labels"], "float32")
-        unlabeled = data["unlabeled"]
+        inputs, labels = data
+        labeled, unlabeled, labels = inputs["labeled"], inputs["unlabeled"], ops.cast(labels, "float32")
         if self.noise is not None:
             unlabeled = self.noise(unlabeled, training=True)
         pseudo = ops.stop_gradient(self.pseudo_labels(unlabeled))
