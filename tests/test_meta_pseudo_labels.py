@@ -147,3 +147,13 @@ def test_cli_mpl_killed_mid_training_resumes_then_fine_tunes(tmp_path):
     assert (run_dir / "finetune" / "serving").is_dir() and not (run_dir / "mpl" / "serving").exists()
     stage = json.loads((run_dir / "mpl" / "config.json").read_text())["stage"]
     assert stage["method"] == "meta_pseudo_labels" and stage["unlabeled_batch"] == 32
+
+
+def test_mpl_refuses_the_custom_loop_it_cannot_run():
+    from kerasarch.train.self_training_config import MPLConfig
+
+    with pytest.raises(ValueError, match="`loop`: 'custom'"):
+        MPLConfig(loop="custom").validate()
+    with pytest.raises(ValueError, match="`strategy`: 'multiworker'"):
+        MPLConfig(strategy="multiworker").validate()
+    MPLConfig().validate()

@@ -133,7 +133,7 @@ class MetaPseudoLabels(keras.Model):
         variables = self.student.trainable_variables
         with tf.GradientTape() as tape:
             loss = _cross_entropy(pseudo, self.student(unlabeled_noised, training=True))
-            share = _per_replica(loss)
+            share = self.optimizer.scale_loss(_per_replica(loss))  # mixed_float16: loss scaling
         self.optimizer.apply(tape.gradient(share, variables), variables)
         predictions = self.student(labeled, training=True)
         return before, _cross_entropy(labels, predictions), loss, predictions
@@ -150,7 +150,8 @@ class MetaPseudoLabels(keras.Model):
         with tf.GradientTape() as tape:
             supervised = _cross_entropy(labels, self.teacher(labeled, training=True))
             meta = _cross_entropy(pseudo, self.teacher(unlabeled_noised, training=True))
-            share = _per_replica(self.supervised_weight * supervised + feedback * meta)
+            share = self.teacher_optimizer.scale_loss(
+                _per_replica(self.supervised_weight * supervised + feedback * meta))
         self.teacher_optimizer.apply(tape.gradient(share, variables), variables)
         return supervised, meta
 

@@ -79,7 +79,7 @@ class Plan:
 
 @dataclasses.dataclass(frozen=True)
 class Stage:
-    """One stage of another training method run through `fit` (`self_training`'s teacher, student).
+    """One stage of another training method run through `fit` (self-training: Noisy Student, MPL).
 
     The stage keeps everything `fit` does (run folder, config.json, history, checkpoints,
     resumption, strategies, precision) and replaces only what it trains on and what it builds.
