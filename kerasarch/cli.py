@@ -16,6 +16,9 @@ from pathlib import Path
 from kerasarch.cli_analysis import add_parsers as add_analysis_parsers
 from kerasarch.cli_bench import HELP as BENCHMARK_HELP
 from kerasarch.cli_bench import add_parser as add_benchmark_parser
+from kerasarch.cli_selftrain import HELP as SELFTRAIN_HELP
+from kerasarch.cli_selftrain import MPL_HELP
+from kerasarch.cli_selftrain import add_parser as add_selftrain_parser
 from kerasarch.cli_support import (
     METADATA_FILE,
     cli_message,
@@ -40,6 +43,8 @@ COMMANDS = {
     "summary": "parameters, FLOPs (total and per layer), memory, depth and published top-1 of a model",
     "compare": "a table and a top-1 vs GFLOPs bubble chart of every registered model",
     "benchmark": BENCHMARK_HELP,
+    "noisy-student": SELFTRAIN_HELP,
+    "mpl": MPL_HELP,
     "data show": "save a labelled grid of a dataset's images as PNG",
 }
 EXAMPLES = """examples:
@@ -290,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_predict(sub)
     add_analysis_parsers(sub, COMMANDS)
     add_benchmark_parser(sub, COMMANDS)
+    add_selftrain_parser(sub, COMMANDS)
     _add_data(sub)
     return parser
 
@@ -398,7 +404,7 @@ def _print_help(parser: argparse.ArgumentParser) -> int:
 # --- running a command: TensorFlow's start-up, logging, errors ------------------------------
 
 NEEDS_TENSORFLOW = frozenset({"train", "evaluate", "predict", "export", "summary", "compare", "data",
-                              "benchmark"})
+                              "benchmark", "noisy-student", "mpl"})
 
 
 def _command_parser(parser: argparse.ArgumentParser, command: str | None):
@@ -416,7 +422,8 @@ def main(argv: list[str] | None = None) -> int:
         return _print_help(parser)
     configure_logging(args.debug)
     # `train` without MODEL: the default (or, resuming, the run's); only a given name is checked
-    model = getattr(args, "model", None) if args.command in ("train", "summary", "benchmark") else None
+    checked = ("train", "summary", "benchmark", "noisy-student", "mpl")
+    model = getattr(args, "model", None) if args.command in checked else None
     if model is not None and model not in models_metadata():
         print(f"kerasarch: error: {unknown_model_message(model)}", file=sys.stderr)
         return 2

@@ -115,6 +115,9 @@ def test_every_option_has_help_text_and_shows_its_default():
                                    argparse._VersionAction)):
                 continue
             assert action.help, f"{name}: {action.dest} has no help"
+            if action.default == argparse.SUPPRESS:  # only typed options count (resuming a run)
+                assert "(default: " in action.help, (name, action.dest)
+                continue
             if action.option_strings and action.default not in (None, False):
                 assert f"default: {action.default}" in " ".join(text.split()), (name, action.dest)
 

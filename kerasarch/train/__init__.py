@@ -24,6 +24,13 @@ _EXPORTS = {
     "TrainConfig": "kerasarch.train.config",
     "transfer": "kerasarch.train.transfer_learning",
     "top_k_hits": "kerasarch.train.metrics",
+    "noisy_student": "kerasarch.train.self_training",
+    "NoisyStudentConfig": "kerasarch.train.self_training_config",
+    "SelfTrainingResult": "kerasarch.train.self_training",
+    "Stage": "kerasarch.train.trainer",
+    "meta_pseudo_labels": "kerasarch.train.mpl_training",
+    "MPLConfig": "kerasarch.train.self_training_config",
+    "MetaPseudoLabels": "kerasarch.train.mpl_model",
 }
 
 __all__ = sorted(_EXPORTS)

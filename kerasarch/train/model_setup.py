@@ -144,7 +144,7 @@ def _build_model(plan, classes: int) -> keras.Model:
 
 
 def build_or_resume(plan, strategy, steps: int, classes: int,
-                    resume: run_folder.Checkpoint | None) -> keras.Model:
+                    resume: run_folder.Checkpoint | None, build=None) -> keras.Model:
     """A compiled model: loaded from the run's last checkpoint, or built new.
 
     Args:
@@ -153,6 +153,7 @@ def build_or_resume(plan, strategy, steps: int, classes: int,
         steps: Steps per epoch (the schedule's length).
         classes: Classes of the task.
         resume: The checkpoint to resume from, or None.
+        build: `(plan, classes) -> keras.Model` in place of the registry's model (a `Stage`'s).
 
     Returns:
         The model, compiled with the run's optimizer, loss and metrics.
@@ -168,7 +169,7 @@ def build_or_resume(plan, strategy, steps: int, classes: int,
                 schedules.replace_schedule(model.optimizer, rate)  # an extended run's length
                 return model
             keras.utils.set_random_seed(config.seed)
-            model = _build_model(plan, classes)
+            model = (build or _build_model)(plan, classes)
             model.compile(
                 optimizer=_optimizer(plan.hp, rate, config.precision),
                 jit_compile=config.jit,

@@ -77,6 +77,29 @@ class Plan:
     splits: tuple[tuple[str, str], ...]  # (role, split) for train, validation, test
 
 
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    """One stage of another training method run through `fit` (self-training: Noisy Student, MPL).
+
+    The stage keeps everything `fit` does (run folder, config.json, history, checkpoints,
+    resumption, strategies, precision) and replaces only what it trains on and what it builds.
+
+    Attributes:
+        pipelines: `(plan, replicas) -> (splits, infos)`, in place of the dataset's splits;
+            `infos["train"].num_examples` is the images of one epoch.
+        build_model: `(plan, classes) -> keras.Model` (uncompiled), in place of the registry's.
+        plan_changes: `Plan` fields that describe the stage (its augmentation, its splits).
+        record: Written to config.json under `"stage"`.
+        export: Make the run's TF Serving export (an intermediate stage needs none).
+    """
+
+    pipelines: Any
+    build_model: Any = None
+    plan_changes: dict = dataclasses.field(default_factory=dict)
+    record: dict = dataclasses.field(default_factory=dict)
+    export: bool = True
+
+
 # --- plan ------------------------------------------------------------------------------------
 
 
@@ -178,12 +201,14 @@ def _steps_per_epoch(config: TrainConfig, examples: int, replicas: int) -> int:
     return max(1, min(steps, config.steps_per_epoch or steps))
 
 
-def _write_record(plan: Plan, replicas: int, class_names) -> None:
+def _write_record(plan: Plan, replicas: int, class_names, stage: Stage | None = None) -> None:
     resolved = {**dataclasses.asdict(plan.hp), "image_size": plan.image_size,
                 "augment": plan.augment, "crop_fraction": plan.crop_fraction,
                 **{f"{role}_split": split for role, split in plan.splits}}
     record = {"config": dataclasses.asdict(plan.config), "resolved": resolved,
               "replicas": replicas, "classes": list(class_names)}
+    if stage is not None:
+        record["stage"] = stage.record
     run_folder.atomic_write_bytes(plan.run_dir / "config.json", json.dumps(record, indent=2).encode())
 
 
@@ -263,7 +288,7 @@ def _export_once(plan: Plan, model, previous: dict, best_epoch: int, class_names
 
 
 def _finish(plan: Plan, model, strategy, custom: bool, splits, infos, folder, resume,
-            seconds: float, chief: bool) -> dict:
+            seconds: float, chief: bool, export_serving: bool = True) -> dict:
     role = "test" if "test" in splits else "validation"
     last_epoch = folder.history[-1]["epoch"] if folder.history else 0
     best_epoch = folder.best_epoch or last_epoch
@@ -282,8 +307,9 @@ def _finish(plan: Plan, model, strategy, custom: bool, splits, infos, folder, re
     if chief:
         path = plan.run_dir / "metrics.json"
         previous = json.loads(path.read_text()) if path.exists() else {}
-        metrics["serving"] = _export_once(plan, model, previous, best_epoch,
-                                          infos["train"].class_names)
+        if export_serving:
+            metrics["serving"] = _export_once(plan, model, previous, best_epoch,
+                                              infos["train"].class_names)
         run_folder.atomic_write_bytes(path, json.dumps(metrics, indent=2).encode())
     return metrics
 
@@ -333,17 +359,20 @@ def _final_line(plan: Plan, metrics: dict, seconds: float) -> str:
     return (
         f"{role.capitalize()} top-1 {metrics[f'{role}_top1']:.2%}{top5} of {metrics['model']} "
         f"({seconds:.1f} s of training). Saved {plan.run_dir / 'best.keras'} (the run's result), "
-        f"{plan.run_dir / 'last.keras'} and the TF Serving export {plan.run_dir / 'serving'}."
+        f"{plan.run_dir / 'last.keras'}"
+        + (f" and the TF Serving export {plan.run_dir / 'serving'}." if "serving" in metrics else ".")
     )
 
 
-def fit(config: TrainConfig | None = None, callbacks: list | None = None, **fields: Any) -> RunResult:
+def fit(config: TrainConfig | None = None, callbacks: list | None = None, stage: Stage | None = None,
+        **fields: Any) -> RunResult:
     """Trains a registered model on a dataset and writes (or resumes) the run folder.
 
     Args:
         config: The job; default `TrainConfig()` (LeNet-5 on digits). Its fields that differ
             from the defaults count as given.
         callbacks: Extra Keras callbacks.
+        stage: Another method's data and model for this run (`kerasarch.train.self_training`).
         **fields: `TrainConfig` fields given explicitly (`from_args` passes what the user
             typed). Resuming a run folder, the fields left out come from its config.json.
 
@@ -358,21 +387,24 @@ def fit(config: TrainConfig | None = None, callbacks: list | None = None, **fiel
     config, record = _resolve_config(_given_fields(config, fields))
     config.validate()
     plan = _plan(config)
+    if stage is not None:
+        plan = dataclasses.replace(plan, **stage.plan_changes)
     # the global seed first: tf.data's op seeds are combined with it
     keras.utils.set_random_seed(config.seed)
     with _console_logging():
         strategy = strategies.make_strategy(config.strategy)
         chief, replicas = strategies.is_chief(strategy), strategy.num_replicas_in_sync
-        splits, infos = _pipelines(plan, replicas)
+        splits, infos = (stage.pipelines if stage else _pipelines)(plan, replicas)
         classes, examples = infos["train"].num_classes, infos["train"].num_examples
         steps = _steps_per_epoch(config, examples, replicas)
         resume = run_folder.latest_checkpoint(plan.run_dir) if record else None
-        model = model_setup.build_or_resume(plan, strategy, steps, classes, resume)
+        model = model_setup.build_or_resume(plan, strategy, steps, classes, resume,
+                                            build=stage.build_model if stage else None)
         start_epoch = resume.epoch if resume else 0
         if chief:
             plan.run_dir.mkdir(parents=True, exist_ok=True)
             run_folder.remove_stale_temporaries(plan.run_dir)
-            _write_record(plan, replicas, infos["train"].class_names)
+            _write_record(plan, replicas, infos["train"].class_names, stage)
         if start_epoch >= config.epochs:
             log.info("%s holds a finished run (%d epochs); evaluating it again.", plan.run_dir,
                      start_epoch)
@@ -392,6 +424,7 @@ def fit(config: TrainConfig | None = None, callbacks: list | None = None, **fiel
                 f"Training stopped: {folder.diverged}; {where}. Lower the learning rate "
                 f"(it was {plan.hp.learning_rate:g}) or use --precision float32."
             )
-        metrics = _finish(plan, model, strategy, custom, splits, infos, folder, resume, seconds, chief)
+        metrics = _finish(plan, model, strategy, custom, splits, infos, folder, resume, seconds, chief,
+                          export_serving=stage is None or stage.export)
         log.info(_final_line(plan, metrics, seconds))
     return RunResult(run_dir=plan.run_dir, metrics=metrics, model=model)
