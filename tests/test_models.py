@@ -96,6 +96,7 @@ def top_model(name, info, builds):
 @pytest.fixture
 def notop_model(name, info, builds):
     skip_if(params(name) > HUGE_PARAMS, name, "the include_top=False build")
+    skip_if_covered(name, "the include_top=False build")
     return builds.get(name, include_top=False, input_shape=(None, None, info.input_shape[2]))
 
 
@@ -146,6 +147,7 @@ def test_layers_named_deterministically_and_no_lambda(top_model, name, builds):
     # names its layers exactly as the first: names from Keras' per-session counters
     # (conv2d_7) would differ between the two.
     skip_if(params(name) > HUGE_PARAMS, name, "the second build")
+    skip_if_covered(name, "the second build's naming check")
     channels = kerasarch.model_info(name).input_shape[2]
     backbone = [layer.name for layer in builds.get(
         name, include_top=False, input_shape=(None, None, channels)
