@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -20,10 +22,17 @@
 # the normalization its weights expect is a layer inside the graph.
 
 # %%
+import os
+import time
+
 import keras
 import numpy as np
 
 import kerasarch
+
+START = time.perf_counter()
+FULL = os.environ.get("KERASARCH_LESSON_FULL") == "1"
+EPOCHS = 30 if FULL else 2  # the test suite runs the lessons quickly; the outputs are of the full run
 
 print(kerasarch.list_models())
 
@@ -104,13 +113,23 @@ assert vgg16.count_params() == 138_357_544
 #
 # The `digits` set ships with scikit-learn (1,797 8x8 images), so this runs offline. The
 # trainer writes a run folder with the model, a SavedModel, the history and the metrics.
+# 30 epochs is what `kerasarch train` runs by default.
 
 # %%
 import tempfile
 
 from kerasarch import train
 
-result = train.fit(model="lenet5", dataset="digits", epochs=30, verbose=0,
+result = train.fit(model="lenet5", dataset="digits", epochs=EPOCHS, verbose=0,
                    run_dir=tempfile.mkdtemp(prefix="lesson1-"))
-print(f"test top-1: {result.metrics['test_top1']:.2%} in {result.metrics['train_seconds']} s")
-assert result.metrics["test_top1"] > 0.95
+print(f"{EPOCHS} epochs: test top-1 {result.metrics['test_top1']:.2%} in "
+      f"{result.metrics['train_seconds']} s of training")
+if FULL:
+    assert result.metrics["test_top1"] > 0.95
+
+# %% [markdown]
+# The time this notebook took, measured (the committed outputs are of the full run,
+# `KERASARCH_LESSON_FULL=1`, on a 2-core CPU machine):
+
+# %%
+print(f"{'full' if FULL else 'quick'} mode: {time.perf_counter() - START:.0f} s")
