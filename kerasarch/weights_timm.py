@@ -331,7 +331,7 @@ def load(
     skip += () if include_top else names.pre_logits
     assignments, missing, unexpected, shapes, unmapped = _plan(model, tensors, names, skip)
     if unmapped:
-        raise ValueError(f"The timm name map of {variant} does not cover layers {unmapped[:5]}.")
+        raise ValueError(f"The {source.format} name map of {variant} does not cover layers {unmapped[:5]}.")
     problems = [
         _problems("missing from the file", missing),
         _problems("in the file but not in the model", unexpected),
