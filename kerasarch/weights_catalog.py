@@ -44,7 +44,9 @@ GOLDEN: dict[str, dict[str, str]] = {
                      "densenet121", "convnext_tiny", "efficientnet_b0", "bit_r50x1")
     },
     "bit": {"bit_r50x1": "tests/golden/bit_r50x1_npz.json"},
-    "torchvision": {"alexnet": "tests/golden/alexnet_tv.json", "googlenet_bn": "tests/golden/googlenet_tv.json"},
+    "torchvision": {
+        "alexnet": "tests/golden/alexnet_tv.json", "googlenet_bn": "tests/golden/googlenet_tv.json",
+    },
 }
 
 # timm hub tags per variant: (tag, label of the registration's figure for these weights or
