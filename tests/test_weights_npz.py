@@ -1,8 +1,10 @@
 """BiT's official .npz checkpoints and torchvision's .pth files: strictness and the torch extra.
 
-The golden comparison of a `.npz` (outputs of timm's model filled by timm's own `.npz`
-loader) runs with the other goldens in tests/test_weights_timm.py; here are the refusals.
-The files are the golden's recipe tensors under BiT's names, written with numpy.
+The golden comparisons (timm's BiT filled by timm's own `.npz` loader; torchvision's AlexNet
+and GoogLeNet) run with the other goldens in tests/test_weights_timm.py; here are the
+refusals and the skipped parts. The files are the goldens' recipe tensors, written with numpy
+(`.npz`) or as safetensors under torchvision's names (a `.pth` needs PyTorch, absent here; both
+go through the same name map).
 """
 
 from __future__ import annotations
@@ -129,3 +131,37 @@ def test_cli_pth_without_pytorch_names_the_extra(tmp_path):
     )
     assert result.returncode == 2
     assert "kerasarch[torch]" in result.stderr
+
+
+def test_googlenet_pth_aux_heads_are_skipped_and_the_backbone_loads(tmp_path):
+    """torchvision's googlenet-1378be20.pth also holds aux1/aux2, which torchvision says are not
+    pretrained: they are skipped, with or without kerasarch's own auxiliary heads."""
+    from safetensors.numpy import save_file
+
+    record = golden("googlenet_tv")
+    state = make_state(record["tensors"], record["seed"])
+    state["aux1.fc1.weight"] = np.ones((1024, 2048), np.float32)
+    state["aux2.conv.bn.running_var"] = np.ones(128, np.float32)
+    save_file(state, str(tmp_path / "model.safetensors"))
+    for aux_logits in (False, True):
+        model = kerasarch.googlenet_bn(weights=str(tmp_path / "model.safetensors"), input_shape=(64, 64, 3),
+                                       aux_logits=aux_logits)
+        kernel = model.get_layer("inception_4e_5x5").kernel.numpy()
+        assert np.array_equal(kernel, state["inception4e.branch3.1.conv.weight"].transpose(2, 3, 1, 0))
+    assert not np.array_equal(model.get_layer("aux1_fc").kernel.numpy(), np.ones((2048, 1024)))
+
+
+def test_alexnet_without_the_top_skips_the_classifier(tmp_path, capsys):
+    from safetensors.numpy import save_file
+
+    record = golden("alexnet_tv")
+    table = [row for row in record["tensors"] if row[0].startswith("features.")]
+    state = make_state(table, record["seed"])
+    for module in ("classifier.1", "classifier.4", "classifier.6"):  # names only: small stand-ins
+        state[f"{module}.weight"] = np.ones((1000, 1), np.float32)
+        state[f"{module}.bias"] = np.ones(1000, np.float32)
+    save_file(state, str(tmp_path / "model.safetensors"))
+    model = kerasarch.alexnet(weights=str(tmp_path / "model.safetensors"), include_top=False, pooling="avg")
+    assert capsys.readouterr().out == ""
+    assert np.array_equal(model.get_layer("conv5").kernel.numpy(),
+                          state["features.10.weight"].transpose(2, 3, 1, 0))
