@@ -13,7 +13,8 @@ registration (`ModelInfo.accuracy`, matched by the label written here) or, for t
 registration does not list, from timm's results-imagenet.csv (`TIMM_FIGURES`); a source with
 no published figure has none. A source is *verified* when a loader exists and a test proves
 it on reference outputs: the golden files of `tests/golden/` (one per variant and format,
-listed in `GOLDEN`) or, for keras.applications files, the twin equivalence suite. Everything
+listed in `GOLDEN`) or, for keras.applications files, the twin equivalence suite (each twin
+checked directly or on a smaller member of its family, tests/test_weights.py's rule). Everything
 else is shown as "not yet verified". Tags were checked against timm 1.0.31's pretrained configs.
 
 No Keras import here: the command line lists weights from `_models.json`.
@@ -32,8 +33,8 @@ HF = "https://huggingface.co/"
 BIT_URL = "https://storage.googleapis.com/bit_models/"
 TORCHVISION_URL = "https://download.pytorch.org/models/"
 TIMM_CSV = "timm results-imagenet.csv"
-TWIN_TEST = "tests/test_weights.py (equivalence with keras.applications.{})"
-TWIN_TESTS_ELSEWHERE = {"efficientnet": "tests/test_efficientnet.py (equivalence with keras.applications.{})"}
+TWIN_TEST = "tests/test_weights.py (twin keras.applications.{})"
+TWIN_TESTS_ELSEWHERE = {"efficientnet": "tests/test_efficientnet.py (twin keras.applications.{})"}
 
 # The golden files that prove a loader for a variant, by source kind (tests/golden/*.json;
 # tests/test_weights_catalog.py checks that each exists and is the variant's and kind's).
@@ -52,6 +53,7 @@ GOLDEN: dict[str, dict[str, str]] = {
 # timm hub tags per variant: (tag, label of the registration's figure for these weights or
 # "" for `TIMM_FIGURES`/none, note).
 _TV = "torchvision V1"
+NO_LOADER = "no loader yet (timm's layout of this model differs from the Keras one)"
 TIMM_TAGS: dict[str, tuple[tuple[str, str, str], ...]] = {
     "resnet18": (("resnet18.a1_in1k", "", ""), ("resnet18.tv_in1k", _TV, "torchvision's V1 weights")),
     "resnet34": (("resnet34.a1_in1k", "", ""), ("resnet34.tv_in1k", _TV, "torchvision's V1 weights")),
@@ -92,11 +94,13 @@ TIMM_TAGS: dict[str, tuple[tuple[str, str, str], ...]] = {
     **{f"efficientnet_b{i}": ((f"tf_efficientnet_b{i}.ns_jft_in1k", "", "Noisy Student"),)
        for i in range(1, 8)},
     "efficientnet_l2": (("tf_efficientnet_l2.ns_jft_in1k", "", "Noisy Student"),),
-    "inception_v3": (("inception_v3.tv_in1k", "", "torchvision's weights"),
-                     ("inception_v3.tf_in1k", "", "the TF-slim release")),
-    "inception_resnet_v2": (("inception_resnet_v2.tf_in1k", "", "the TF-slim release"),),
-    "mobilenet": (("mobilenetv1_100.ra4_e3600_r224_in1k", "", ""),),
-    "mobilenet_v2": (("mobilenetv2_100.ra_in1k", "", ""),),
+    # No timm name map yet for these: the Keras-layout builders differ from timm's layout
+    # (BatchNorm with a scale, average pooling counting the padding, symmetric padding, epsilons).
+    "inception_v3": (("inception_v3.tv_in1k", "", f"torchvision's weights; {NO_LOADER}"),
+                     ("inception_v3.tf_in1k", "", f"the TF-slim release; {NO_LOADER}")),
+    "inception_resnet_v2": (("inception_resnet_v2.tf_in1k", "", f"the TF-slim release; {NO_LOADER}"),),
+    "mobilenet": (("mobilenetv1_100.ra4_e3600_r224_in1k", "", NO_LOADER),),
+    "mobilenet_v2": (("mobilenetv2_100.ra_in1k", "", NO_LOADER),),
 }
 # Figures of timm tags the registrations do not hold: timm's results-imagenet.csv (top-1, size).
 TIMM_FIGURES: dict[str, tuple[float, int]] = {

@@ -57,6 +57,7 @@ def test_unverified_sources_are_the_rest_and_each_kind_is_listed():
     for name, source in SOURCES:
         if source.kind == "timm" and name not in weights_timm.NAME_MAPS:
             assert not source.verified, f"{name} has no timm loader: {source.name} cannot be verified"
+            assert weights_catalog.NO_LOADER in source.note, "the user is told it cannot load yet"
     statuses = {(n, s.name): s.verified for n, s in SOURCES}
     assert statuses[("resnet18", "timm/resnet18.a1_in1k")]
     assert statuses[("bit_r50x1", "BiT-M-R50x1.npz")]
