@@ -83,7 +83,8 @@ def test_timm_safetensors_reproduce_the_reference_outputs(name, tmp_path):
     path = write_weights(tmp_path / name, record)
     height, width = record["input_shape"][1:3]
     model = kerasarch.get_model(
-        record["variant"], weights=str(path), input_shape=(height, width, 3), classifier_activation=None
+        record["variant"], weights=str(path), input_shape=(height, width, 3), classifier_activation=None,
+        **record.get("build_args", {}),
     )
     norm = model.get_layer("preprocessing")
     assert np.allclose(norm.mean, np.array(record["pretrained_cfg"]["mean"]) * 255)
@@ -263,3 +264,13 @@ def test_efficientnet_block_letters_past_z_map_to_timm_indices():
         assert names.module(layer) == f"blocks.5.{index}.conv_dw"
     assert names.module("block1b_project_conv") == "blocks.0.1.conv_pw"
     assert names.module("block2b_project_conv") == "blocks.1.1.conv_pwl"
+
+
+def test_mobilenet_v2_padding_must_be_the_weights_source(tmp_path):
+    path = write_weights(tmp_path, golden("mobilenet_v2"))
+    with pytest.raises(ValueError, match=r"`padding`: 'keras'. timm's MobileNetV2 .*padding='torch'"):
+        kerasarch.mobilenet_v2(weights=str(path))
+    with pytest.raises(ValueError, match=r"`padding`: 'torch'. keras.applications' .*padding='keras'"):
+        kerasarch.mobilenet_v2(weights="imagenet", padding="torch")
+    with pytest.raises(ValueError, match=r"argument `padding`: 'same'. Expected one of \('keras', 'torch'\)"):
+        kerasarch.mobilenet_v2(padding="same")

@@ -52,7 +52,10 @@ MODELS = {
     "convnext_tiny": ("convnext_tiny", 2022, [2, 64, 64, 3]),
     "efficientnet_b0": ("tf_efficientnet_b0", 2019, [2, 64, 64, 3]),
     "bit_r50x1": ("resnetv2_50x1_bit", 2020, [2, 64, 64, 3]),
+    "mobilenet_v2": ("mobilenetv2_100", 2018, [2, 64, 64, 3]),
 }
+# The kerasarch builder arguments a variant needs for timm's layout (recorded in the golden).
+BUILD_ARGS = {"mobilenet_v2": {"padding": "torch"}}
 # golden name -> (kerasarch variant, timm architecture, seed, input shape NHWC, .npz file name)
 NPZ_MODELS = {
     "bit_r50x1_npz": ("bit_r50x1", "resnetv2_50x1_bit", 2021, [2, 64, 64, 3], "BiT-M-R50x1-ILSVRC2012.npz"),
@@ -167,7 +170,7 @@ def record(name: str) -> Path:
     model.load_state_dict(state, strict=True)
     logits = _logits(model, model.pretrained_cfg, input_shape, seed)
     return _write(name, {
-        "variant": name, "architecture": architecture,
+        "variant": name, "architecture": architecture, "build_args": BUILD_ARGS.get(name, {}),
         "made_with": {"torch": torch.__version__, "timm": timm.__version__},
         "recipe": RECIPE, "seed": seed, "pretrained_cfg": model.pretrained_cfg,
         "tensors": table, "input_shape": input_shape,
