@@ -100,7 +100,7 @@ TIMM_TAGS: dict[str, tuple[tuple[str, str, str], ...]] = {
                      ("inception_v3.tf_in1k", "", f"the TF-slim release; {NO_LOADER}")),
     "inception_resnet_v2": (("inception_resnet_v2.tf_in1k", "", f"the TF-slim release; {NO_LOADER}"),),
     "mobilenet": (("mobilenetv1_100.ra4_e3600_r224_in1k", "", NO_LOADER),),
-    "mobilenet_v2": (("mobilenetv2_100.ra_in1k", "", "needs padding='torch' (timm's layout)"),),
+    "mobilenet_v2": (("mobilenetv2_100.ra_in1k", "", "needs layout='torch' (timm's layout)"),),
 }
 # Figures of timm tags the registrations do not hold: timm's results-imagenet.csv (top-1, size).
 TIMM_FIGURES: dict[str, tuple[float, int]] = {

@@ -266,11 +266,11 @@ def test_efficientnet_block_letters_past_z_map_to_timm_indices():
     assert names.module("block2b_project_conv") == "blocks.1.1.conv_pwl"
 
 
-def test_mobilenet_v2_padding_must_be_the_weights_source(tmp_path):
+def test_mobilenet_v2_layout_must_be_the_weights_source(tmp_path):
     path = write_weights(tmp_path, golden("mobilenet_v2"))
-    with pytest.raises(ValueError, match=r"`padding`: 'keras'. timm's MobileNetV2 .*padding='torch'"):
+    with pytest.raises(ValueError, match=r"`layout`: 'keras'. timm's MobileNetV2 .*layout='torch'"):
         kerasarch.mobilenet_v2(weights=str(path))
-    with pytest.raises(ValueError, match=r"`padding`: 'torch'. keras.applications' .*padding='keras'"):
-        kerasarch.mobilenet_v2(weights="imagenet", padding="torch")
-    with pytest.raises(ValueError, match=r"argument `padding`: 'same'. Expected one of \('keras', 'torch'\)"):
-        kerasarch.mobilenet_v2(padding="same")
+    with pytest.raises(ValueError, match=r"`layout`: 'torch'. keras.applications' .*layout='keras'"):
+        kerasarch.mobilenet_v2(weights="imagenet", layout="torch")
+    with pytest.raises(ValueError, match=r"argument `layout`: 'same'. Expected one of \('keras', 'torch'\)"):
+        kerasarch.mobilenet_v2(layout="same")

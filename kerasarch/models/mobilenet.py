@@ -227,30 +227,31 @@ def inverted_residual_block(x, expansion: int, filters: int, stride: int, block:
     return x
 
 
-def _check_padding(padding, weights) -> None:
-    """The padding must be the weights' source's: "keras" for keras' file, "torch" for timm's."""
-    if padding not in blocks.PADDINGS:
+def _check_layout(layout, weights) -> None:
+    """The layout must be the weights' source's: "keras" for keras' file, "torch" for timm's."""
+    if layout not in blocks.PADDINGS:
         raise ValueError(
-            f"Invalid value for argument `padding`: {padding!r}. Expected one of {blocks.PADDINGS}."
+            f"Invalid value for argument `layout`: {layout!r}. Expected one of {blocks.PADDINGS}."
         )
     weights = None if weights is None else str(weights)
     timm = weights is not None and weights_timm.is_timm_source(weights)
-    if timm and padding != "torch":
+    if timm and layout != "torch":
         raise ValueError(
-            f"Invalid value for argument `padding`: {padding!r}. timm's MobileNetV2 weights ({weights}) "
-            "were trained with symmetric padding and PyTorch's BatchNorm epsilon: use padding='torch'."
+            f"Invalid value for argument `layout`: {layout!r}. timm's MobileNetV2 weights ({weights}) "
+            "were trained with symmetric padding and PyTorch's BatchNorm epsilon: use layout='torch'."
         )
-    if weights == "imagenet" and padding != "keras":
+    if weights == "imagenet" and layout != "keras":
         raise ValueError(
-            f"Invalid value for argument `padding`: {padding!r}. keras.applications' weights "
-            "(weights='imagenet') were trained with TF-\"same\" padding: use padding='keras'."
+            f"Invalid value for argument `layout`: {layout!r}. keras.applications' weights "
+            "(weights='imagenet') were trained with TF-\"same\" padding: use layout='keras'."
         )
 
 
-def _v2(alpha, kwargs: dict, padding: str = "keras") -> keras.Model:
+def _v2(alpha, kwargs: dict, layout: str = "keras") -> keras.Model:
     alpha = check_alpha(alpha)
     check_imagenet_alpha(kwargs.get("weights"), alpha, 1.0, "mobilenet_v2")
-    _check_padding(padding, kwargs.get("weights"))
+    _check_layout(layout, kwargs.get("weights"))
+    padding = layout  # `blocks.pad_for_conv`'s name of the same choice
     config = CONFIGS["mobilenet_v2"]
     spec = heads.resolve("mobilenet_v2", kwargs)
     inputs, x = heads.image_input(spec)
@@ -356,11 +357,11 @@ def mobilenet(*, include_top=True, weights=None, input_shape=None, pooling=None,
 _V2_ARGS = """\
 alpha (float): Width multiplier; channels rounded to multiples of 8 (`make_divisible`).
     The last 1x1 convolution keeps 1280 channels for alpha <= 1, as in the paper.
-padding (str): The weights' source: `"keras"` (TF-"same" at stride 2 and BatchNorm epsilon
+layout (str): The weights' source: `"keras"` (TF-"same" at stride 2 and BatchNorm epsilon
     1e-3, keras.applications' file) or `"torch"` (symmetric padding and epsilon 1e-5, timm's
     and torchvision's layout, which `weights="hf://timm/mobilenetv2_100.<tag>"` needs)."""
 
-# timm's names (`mobilenetv2_100`), for padding="torch": the stem, head and classifier ...
+# timm's names (`mobilenetv2_100`), for layout="torch": the stem, head and classifier ...
 TIMM_FIXED = {"Conv1": "conv_stem", "bn_Conv1": "bn1", "Conv_1": "conv_head", "Conv_1_bn": "bn2",
               "predictions": "classifier"}
 # ... the first block (timm's DepthwiseSeparableConv `blocks.0.0`, no expansion) ...
@@ -400,14 +401,14 @@ register_names(TimmNames(timm_module, head="classifier", architectures={"mobilen
 @heads.contract_docstring(_V2_ARGS)
 def mobilenet_v2(*, include_top=True, weights=None, input_shape=None, pooling=None, classes=1000,
                  classifier_activation="softmax", include_preprocessing=True, augmentation=None,
-                 name=None, alpha=1.0, padding="keras") -> keras.Model:
+                 name=None, alpha=1.0, layout="keras") -> keras.Model:
     """MobileNet v2 (Sandler et al., 2018): inverted residuals with linear bottlenecks.
 
     Graph- and weight-compatible with `keras.applications.MobileNetV2`; `weights="imagenet"`
     loads its alpha 1.0 file. As keras (and the paper's code), the head has no dropout and
-    strided depthwise convolutions pad as TF "same" (`blocks.keras_pad`); `padding="torch"`
+    strided depthwise convolutions pad as TF "same" (`blocks.keras_pad`); `layout="torch"`
     builds timm's layout for its weights. Inputs scaled to [-1, 1] (timm's weights: ImageNet
     mean/std); any size >= 32.
     """
     args = heads.contract_args(locals())
-    return _v2(alpha, args, padding)
+    return _v2(alpha, args, layout)

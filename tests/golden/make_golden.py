@@ -55,7 +55,7 @@ MODELS = {
     "mobilenet_v2": ("mobilenetv2_100", 2018, [2, 64, 64, 3]),
 }
 # The kerasarch builder arguments a variant needs for timm's layout (recorded in the golden).
-BUILD_ARGS = {"mobilenet_v2": {"padding": "torch"}}
+BUILD_ARGS = {"mobilenet_v2": {"layout": "torch"}}
 # golden name -> (kerasarch variant, timm architecture, seed, input shape NHWC, .npz file name)
 NPZ_MODELS = {
     "bit_r50x1_npz": ("bit_r50x1", "resnetv2_50x1_bit", 2021, [2, 64, 64, 3], "BiT-M-R50x1-ILSVRC2012.npz"),
