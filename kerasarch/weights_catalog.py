@@ -42,7 +42,8 @@ GOLDEN: dict[str, dict[str, str]] = {
     "timm": {
         name: f"tests/golden/{name}.json"
         for name in ("resnet18", "resnet34", "resnet50_tv", "wide_resnet50_2", "vgg11_bn",
-                     "densenet121", "convnext_tiny", "efficientnet_b0", "bit_r50x1", "mobilenet_v2")
+                     "densenet121", "convnext_tiny", "efficientnet_b0", "bit_r50x1", "mobilenet_v2",
+                     "inception_v3")
     },
     "bit": {"bit_r50x1": "tests/golden/bit_r50x1_npz.json"},
     "torchvision": {
@@ -94,10 +95,10 @@ TIMM_TAGS: dict[str, tuple[tuple[str, str, str], ...]] = {
     **{f"efficientnet_b{i}": ((f"tf_efficientnet_b{i}.ns_jft_in1k", "", "Noisy Student"),)
        for i in range(1, 8)},
     "efficientnet_l2": (("tf_efficientnet_l2.ns_jft_in1k", "", "Noisy Student"),),
-    # No timm name map yet for the next three: their Keras-layout builders differ from timm's
+    "inception_v3": (("inception_v3.tv_in1k", "", "torchvision's weights; needs layout='torch'"),
+                     ("inception_v3.tf_in1k", "", "the TF-slim release; needs layout='torch'")),
+    # No timm name map yet for the next two: their Keras-layout builders differ from timm's
     # layout (BatchNorm with a scale, average pooling counting the padding, padding, epsilons).
-    "inception_v3": (("inception_v3.tv_in1k", "", f"torchvision's weights; {NO_LOADER}"),
-                     ("inception_v3.tf_in1k", "", f"the TF-slim release; {NO_LOADER}")),
     "inception_resnet_v2": (("inception_resnet_v2.tf_in1k", "", f"the TF-slim release; {NO_LOADER}"),),
     "mobilenet": (("mobilenetv1_100.ra4_e3600_r224_in1k", "", NO_LOADER),),
     "mobilenet_v2": (("mobilenetv2_100.ra_in1k", "", "needs layout='torch' (timm's layout)"),),

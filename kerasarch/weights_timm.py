@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,38 @@ def register_names(names: TimmNames, npz: bool = False) -> None:
 def is_timm_source(weights: str) -> bool:
     """Whether `weights` is loaded through a name map: `hf://`, `.safetensors`, `.npz` or `.pth`."""
     return weights.startswith(HF_PREFIX) or weights.endswith(FILE_SUFFIXES)
+
+
+LAYOUTS_BY_SOURCE = ("keras", "torch")
+
+
+def check_layout(layout: str, weights, what: str) -> None:
+    """Checks a builder's `layout` (its weights' source) against the weights it is given.
+
+    Args:
+        layout: `"keras"` (keras.applications' layout) or `"torch"` (timm's / torchvision's).
+        weights: The builder's `weights` argument.
+        what: What the torch layout changes, for the messages ("symmetric padding and ...").
+
+    Raises:
+        ValueError: For another value, timm weights with `layout="keras"`, or
+            `weights="imagenet"` (keras' file) with `layout="torch"`.
+    """
+    if layout not in LAYOUTS_BY_SOURCE:
+        raise ValueError(
+            f"Invalid value for argument `layout`: {layout!r}. Expected one of {LAYOUTS_BY_SOURCE}."
+        )
+    weights = None if weights is None else os.fspath(weights)
+    if weights is not None and is_timm_source(weights) and layout != "torch":
+        raise ValueError(
+            f"Invalid value for argument `layout`: {layout!r}. The weights {weights} were trained "
+            f"in timm's layout ({what}): use layout='torch'."
+        )
+    if weights == "imagenet" and layout != "keras":
+        raise ValueError(
+            f"Invalid value for argument `layout`: {layout!r}. keras.applications' weights "
+            "(weights='imagenet') need keras' layout: use layout='keras'."
+        )
 
 
 def weights_format(weights: str) -> str:

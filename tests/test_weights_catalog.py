@@ -61,7 +61,7 @@ def test_unverified_sources_are_the_rest_and_each_kind_is_listed():
     statuses = {(n, s.name): s.verified for n, s in SOURCES}
     assert statuses[("resnet18", "timm/resnet18.a1_in1k")]
     assert statuses[("bit_r50x1", "BiT-M-R50x1.npz")]
-    assert not statuses[("inception_v3", "timm/inception_v3.tv_in1k")]  # no timm map yet
+    assert not statuses[("inception_resnet_v2", "timm/inception_resnet_v2.tf_in1k")]  # no timm map yet
     assert not statuses[("bit_r101x1", "BiT-M-R101x1.npz")]  # the map is shared, no golden of its own
 
 

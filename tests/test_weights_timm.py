@@ -268,9 +268,18 @@ def test_efficientnet_block_letters_past_z_map_to_timm_indices():
 
 def test_mobilenet_v2_layout_must_be_the_weights_source(tmp_path):
     path = write_weights(tmp_path, golden("mobilenet_v2"))
-    with pytest.raises(ValueError, match=r"`layout`: 'keras'. timm's MobileNetV2 .*layout='torch'"):
+    with pytest.raises(ValueError, match=r"'keras'. The weights .* in timm's layout \(symmetric .*'torch'"):
         kerasarch.mobilenet_v2(weights=str(path))
-    with pytest.raises(ValueError, match=r"`layout`: 'torch'. keras.applications' .*layout='keras'"):
+    with pytest.raises(ValueError, match=r"`layout`: 'torch'. keras.applications' .*use layout='keras'"):
         kerasarch.mobilenet_v2(weights="imagenet", layout="torch")
     with pytest.raises(ValueError, match=r"argument `layout`: 'same'. Expected one of \('keras', 'torch'\)"):
         kerasarch.mobilenet_v2(layout="same")
+
+
+def test_inception_v3_timm_weights_need_the_torch_layout(tmp_path):
+    path = write_weights(tmp_path, golden("inception_v3"))
+    with pytest.raises(ValueError, match=r"'keras'. The weights .* in timm's layout \(BatchNorm with scale"):
+        kerasarch.inception_v3(weights=str(path))
+    model = kerasarch.inception_v3(layout="torch", input_shape=(75, 75, 3))
+    assert model.get_layer("mixed0_branch_pool_pad")  # the pool counts its padding, as PyTorch's
+    assert model.get_layer("stem1_bn").scale

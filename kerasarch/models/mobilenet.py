@@ -227,30 +227,10 @@ def inverted_residual_block(x, expansion: int, filters: int, stride: int, block:
     return x
 
 
-def _check_layout(layout, weights) -> None:
-    """The layout must be the weights' source's: "keras" for keras' file, "torch" for timm's."""
-    if layout not in blocks.PADDINGS:
-        raise ValueError(
-            f"Invalid value for argument `layout`: {layout!r}. Expected one of {blocks.PADDINGS}."
-        )
-    weights = None if weights is None else str(weights)
-    timm = weights is not None and weights_timm.is_timm_source(weights)
-    if timm and layout != "torch":
-        raise ValueError(
-            f"Invalid value for argument `layout`: {layout!r}. timm's MobileNetV2 weights ({weights}) "
-            "were trained with symmetric padding and PyTorch's BatchNorm epsilon: use layout='torch'."
-        )
-    if weights == "imagenet" and layout != "keras":
-        raise ValueError(
-            f"Invalid value for argument `layout`: {layout!r}. keras.applications' weights "
-            "(weights='imagenet') were trained with TF-\"same\" padding: use layout='keras'."
-        )
-
-
 def _v2(alpha, kwargs: dict, layout: str = "keras") -> keras.Model:
     alpha = check_alpha(alpha)
     check_imagenet_alpha(kwargs.get("weights"), alpha, 1.0, "mobilenet_v2")
-    _check_layout(layout, kwargs.get("weights"))
+    weights_timm.check_layout(layout, kwargs.get("weights"), "symmetric padding, BatchNorm epsilon 1e-5")
     padding = layout  # `blocks.pad_for_conv`'s name of the same choice
     config = CONFIGS["mobilenet_v2"]
     spec = heads.resolve("mobilenet_v2", kwargs)

@@ -53,9 +53,10 @@ MODELS = {
     "efficientnet_b0": ("tf_efficientnet_b0", 2019, [2, 64, 64, 3]),
     "bit_r50x1": ("resnetv2_50x1_bit", 2020, [2, 64, 64, 3]),
     "mobilenet_v2": ("mobilenetv2_100", 2018, [2, 64, 64, 3]),
+    "inception_v3": ("inception_v3", 2015, [2, 75, 75, 3]),
 }
 # The kerasarch builder arguments a variant needs for timm's layout (recorded in the golden).
-BUILD_ARGS = {"mobilenet_v2": {"layout": "torch"}}
+BUILD_ARGS = {"mobilenet_v2": {"layout": "torch"}, "inception_v3": {"layout": "torch"}}
 # golden name -> (kerasarch variant, timm architecture, seed, input shape NHWC, .npz file name)
 NPZ_MODELS = {
     "bit_r50x1_npz": ("bit_r50x1", "resnetv2_50x1_bit", 2021, [2, 64, 64, 3], "BiT-M-R50x1-ILSVRC2012.npz"),
