@@ -1,6 +1,6 @@
-"""The `kerasarch` command: train, evaluate, predict, export, models, info, summary, compare, data.
+"""The `kerasarch` command: train, evaluate, predict, export, models, info, weights, summary, compare, data.
 
-The parser, `--help`, `--version`, `models` and `info` import neither TensorFlow nor Keras:
+The parser, `--help`, `--version`, `models`, `info` and `weights list` import neither TensorFlow nor Keras:
 the registry's metadata is read from `_models.json` (regenerate it with
 `kerasarch models --write-metadata`). Commands that need TensorFlow import it inside
 themselves, after `main` has quieted its start-up messages.
@@ -30,6 +30,8 @@ from kerasarch.cli_support import (
     version,
     write_metadata,
 )
+from kerasarch.cli_weights import HELP as WEIGHTS_HELP
+from kerasarch.cli_weights import add_parser as add_weights_parser
 from kerasarch.extras import MissingExtraError
 from kerasarch.train import config as train_config
 
@@ -40,6 +42,7 @@ COMMANDS = {
     "export": "export for TF Serving (SavedModel), devices (LiteRT), ONNX Runtime or OpenVINO",
     "models": "list the registered models",
     "info": "show a model's metadata as JSON",
+    "weights list": WEIGHTS_HELP,
     "summary": "parameters, FLOPs (total and per layer), memory, depth and published top-1 of a model",
     "compare": "a table and a top-1 vs GFLOPs bubble chart of every registered model",
     "benchmark": BENCHMARK_HELP,
@@ -290,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.epilog = "MODEL is a registry name: `kerasarch models` lists them, `kerasarch info MODEL` " \
         "shows one.\nAn existing --run-dir is resumed."
     _add_models_and_info(sub)
+    add_weights_parser(sub, COMMANDS)
     _add_export(sub)
     _add_evaluate(sub)
     _add_predict(sub)

@@ -36,8 +36,9 @@ CONTRACT_DOC = """\
     include_top (bool): Put the classifier head on top of the backbone.
     weights (str | os.PathLike | None): `None` (random init), `"imagenet"` (the official
         file, where one exists), the path of a weights file (a Keras Applications
-        legacy `.h5`, or a Keras 3 `.weights.h5`), or, for families with a timm name map,
-        timm weights: `"hf://timm/<repository>"` or a `.safetensors` file.
+        legacy `.h5`, or a Keras 3 `.weights.h5`), or, for families with a name map,
+        timm weights (`"hf://timm/<repository>"` or a `.safetensors` file), BiT's `.npz`
+        or torchvision's `.pth` (the `torch` extra); `kerasarch weights list` shows them.
     input_shape (tuple | None): `(height, width, channels)`; default the variant's native
         size. Spatial dimensions may be `None` where the architecture allows it.
     pooling (str | None): With `include_top=False`: `None` (4D features), `"avg"` or `"max"`.

@@ -100,6 +100,41 @@ class PublishedAccuracy:
 
 
 @dataclasses.dataclass(frozen=True)
+class WeightsSource:
+    """One published set of weights a variant can load, with its ImageNet figure and status.
+
+    `ModelInfo.weights` lists them (`kerasarch weights list` prints them); the catalog is
+    `kerasarch.weights_catalog`.
+
+    Attributes:
+        kind: `"keras"` (keras.applications' file), `"timm"` (a Hugging Face hub repository
+            of timm), `"bit"` (Big Transfer's official `.npz`) or `"torchvision"` (a `.pth`).
+        name: The file or repository (`"timm/resnet18.a1_in1k"`, `"BiT-M-R50x1.npz"`).
+        argument: What to pass as `weights=` (`"imagenet"`, `"hf://timm/resnet18.a1_in1k"`,
+            `"<folder>/BiT-M-R50x1.npz"` for a file downloaded by hand).
+        url: Where the file is published.
+        accuracy: Its published ImageNet top-1 with the source of the figure; None where
+            none is published or known (never estimated).
+        verified_by: The test that proves the loader on reference outputs (a golden file or
+            an equivalence test); empty while the source is not yet verified.
+        note: What else a user should know (another class count, another input size).
+    """
+
+    kind: str
+    name: str
+    argument: str
+    url: str
+    accuracy: PublishedAccuracy | None = None
+    verified_by: str = ""
+    note: str = ""
+
+    @property
+    def verified(self) -> bool:
+        """Whether a golden or equivalence test proves this source loads correctly."""
+        return bool(self.verified_by)
+
+
+@dataclasses.dataclass(frozen=True)
 class ModelInfo:
     """Metadata of one registered variant.
 
@@ -147,9 +182,19 @@ class ModelInfo:
         """Whether `weights="imagenet"` has an official file to load."""
         return self.imagenet is not None
 
+    @property
+    def weights(self) -> tuple[WeightsSource, ...]:
+        """Every known source of pretrained weights for this variant (`kerasarch.weights_catalog`)."""
+        from kerasarch import weights_catalog
+
+        return weights_catalog.sources(self)
+
     def as_dict(self) -> dict[str, Any]:
         """Returns the metadata as plain JSON-serializable data."""
-        return {**dataclasses.asdict(self), "imagenet_weights": self.imagenet_weights}
+        return {
+            **dataclasses.asdict(self), "imagenet_weights": self.imagenet_weights,
+            "weights": [dataclasses.asdict(source) for source in self.weights],
+        }
 
 
 @dataclasses.dataclass(frozen=True)

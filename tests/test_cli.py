@@ -38,7 +38,8 @@ STUBBED = textwrap.dedent(
     sys.modules["kerasarch"] = package
     from kerasarch import cli
     for argv in (["--help"], ["models"], ["info", "vgg16"], ["--version"], [], ["train", "--help"],
-                 ["info", "vgg"], ["predict", "--help"]):
+                 ["info", "vgg"], ["predict", "--help"], ["weights", "list"],
+                 ["weights", "list", "bit_r50x1"]):
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             try:
                 cli.main(argv)

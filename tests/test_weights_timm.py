@@ -1,9 +1,15 @@
-"""timm weights (Hugging Face hub / safetensors): golden outputs of the reference code, strictness.
+"""timm weights (Hugging Face hub / safetensors) and BiT's .npz: golden outputs of the reference code.
 
 The real hub files cannot be downloaded here. `tests/golden/make_golden.py` ran timm's own
 models once, filled with the seeded numpy recipe of `tests/golden/recipe.py`, and recorded
 their outputs; these tests rebuild the identical tensors with numpy, write them as a
 safetensors file (with the hub's `config.json` beside it) and load it through kerasarch.
+A golden of `"format": "npz"` holds BiT's `.npz` names and layouts, which timm's own `.npz`
+loader read into timm's model; the test writes them as that `.npz` file. A golden of
+`"format": "torchvision"` holds torchvision's state-dict names (AlexNet, GoogLeNet, whose
+weights are `.pth` files): reading a `.pth` needs PyTorch, which the test environment does not
+have, so the tensors are written as a safetensors file without a config (as a `.pth` comes),
+which goes through the same name map, conversion and checks; only the reading differs.
 """
 
 from __future__ import annotations
@@ -35,9 +41,20 @@ def golden(name: str) -> dict:
 
 
 def write_weights(folder: Path, record: dict, state: dict | None = None, config: dict | None = None) -> Path:
-    """The recipe's tensors as `model.safetensors`, with a hub-style `config.json` beside it."""
+    """The recipe's tensors as `model.safetensors`, with a hub-style `config.json` beside it.
+
+    A golden of BiT's `.npz` format is written as the `.npz` file it names instead; one of
+    torchvision's as a safetensors file without a config.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     state = make_state(record["tensors"], record["seed"]) if state is None else state
+    if record.get("format") == "npz":
+        path = folder / record["file"]
+        np.savez(path, **state)
+        return path
+    if record.get("format") == "torchvision":
+        save_file(state, str(folder / "model.safetensors"))
+        return folder / "model.safetensors"
     path = folder / "model.safetensors"
     save_file(state, str(path))
     config = config if config is not None else {
@@ -66,7 +83,8 @@ def test_timm_safetensors_reproduce_the_reference_outputs(name, tmp_path):
     path = write_weights(tmp_path / name, record)
     height, width = record["input_shape"][1:3]
     model = kerasarch.get_model(
-        name, weights=str(path), input_shape=(height, width, 3), classifier_activation=None
+        record["variant"], weights=str(path), input_shape=(height, width, 3), classifier_activation=None,
+        **record.get("build_args", {}),
     )
     norm = model.get_layer("preprocessing")
     assert np.allclose(norm.mean, np.array(record["pretrained_cfg"]["mean"]) * 255)
@@ -148,8 +166,9 @@ def test_a_config_for_another_architecture_is_refused(tmp_path):
 
 
 def test_a_family_without_a_name_map_is_refused(resnet18_file):
-    with pytest.raises(ValueError, match="alexnet has no timm name map; timm weights load into: .*resnet18"):
-        kerasarch.alexnet(weights=str(resnet18_file))
+    with pytest.raises(ValueError, match="inception_resnet_v2 has no timm name map; timm weights load "
+                       "into: .*resnet18"):
+        kerasarch.inception_resnet_v2(weights=str(resnet18_file))
 
 
 def test_keras_layout_resnet50_points_to_resnet50_tv():
@@ -245,3 +264,22 @@ def test_efficientnet_block_letters_past_z_map_to_timm_indices():
         assert names.module(layer) == f"blocks.5.{index}.conv_dw"
     assert names.module("block1b_project_conv") == "blocks.0.1.conv_pw"
     assert names.module("block2b_project_conv") == "blocks.1.1.conv_pwl"
+
+
+def test_mobilenet_v2_layout_must_be_the_weights_source(tmp_path):
+    path = write_weights(tmp_path, golden("mobilenet_v2"))
+    with pytest.raises(ValueError, match=r"'keras'. The weights .* in timm's layout \(symmetric .*'torch'"):
+        kerasarch.mobilenet_v2(weights=str(path))
+    with pytest.raises(ValueError, match=r"`layout`: 'torch'. keras.applications' .*use layout='keras'"):
+        kerasarch.mobilenet_v2(weights="imagenet", layout="torch")
+    with pytest.raises(ValueError, match=r"argument `layout`: 'same'. Expected one of \('keras', 'torch'\)"):
+        kerasarch.mobilenet_v2(layout="same")
+
+
+def test_inception_v3_timm_weights_need_the_torch_layout(tmp_path):
+    path = write_weights(tmp_path, golden("inception_v3"))
+    with pytest.raises(ValueError, match=r"'keras'. The weights .* in timm's layout \(BatchNorm with scale"):
+        kerasarch.inception_v3(weights=str(path))
+    model = kerasarch.inception_v3(layout="torch", input_shape=(75, 75, 3))
+    assert model.get_layer("mixed0_branch_pool_pad")  # the pool counts its padding, as PyTorch's
+    assert model.get_layer("stem1_bn").scale

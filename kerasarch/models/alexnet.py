@@ -20,12 +20,26 @@ import keras
 from kerasarch import heads
 from kerasarch import layers as ka_layers
 from kerasarch.registry import ParamCounts, PublishedAccuracy, Recipe, register
+from kerasarch.weights_timm import TimmNames, register_names
 
 RECIPE = Recipe(
     "sgd", 0.01, 128, schedule="step", step_epochs=30, weight_decay=5e-4, epochs=90,
     source="Krizhevsky et al. 2012, sec. 5: SGD momentum 0.9, lr 0.01 at batch 128, /10 "
     "on plateaus (three times in ~90 epochs), weight decay 5e-4",
 )
+
+
+# torchvision's state-dict names (`alexnet-owt-7be5be79.pth`; timm has no AlexNet): the
+# `features` and `classifier` Sequentials, numbered by position (ReLU, pooling and dropout
+# hold places but no weights). fc6 reads pool5 flattened channels first in PyTorch.
+TORCHVISION_NAMES = {
+    "conv1": "features.0", "conv2": "features.3", "conv3": "features.6", "conv4": "features.8",
+    "conv5": "features.10", "fc6": "classifier.1", "fc7": "classifier.4", "predictions": "classifier.6",
+}
+register_names(TimmNames(
+    TORCHVISION_NAMES.get, head="classifier.6", architectures={"alexnet": "alexnet"},
+    pre_logits=("classifier.1", "classifier.4"), flatten_chw={"fc6": (256, 6, 6)},
+))
 
 
 def _conv(x, filters: int, kernel: int, name: str, strides: int = 1, padding: int = 0):

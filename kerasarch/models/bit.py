@@ -98,6 +98,34 @@ register_names(TimmNames(timm_module, head="head.fc", normalization="tf", archit
     name: f"resnetv2_{name.removeprefix('bit_r')}_bit" for name in CONFIGS
 }))
 
+# Big Transfer's official .npz checkpoints (`BiT-M-R50x1.npz`, TensorFlow names and layouts;
+# google-research/big_transfer): the stem, final norm and head (a 1x1 convolution) ...
+NPZ_FIXED = {
+    "conv1_conv": "resnet/root_block/standardized_conv2d", "post_gn": "resnet/group_norm",
+    "predictions": "resnet/head/conv2d",
+}
+# ... and inside block `conv{S}_block{B}` (`resnet/block{S-1}/unit{B:02d}`): unit a's
+# GroupNorm is the pre-activation, b's and c's precede the 3x3 and the last 1x1 convolution.
+NPZ_BLOCK = {
+    "preact_gn": "a/group_norm", "0_conv": "a/proj/standardized_conv2d",
+    "1_conv": "a/standardized_conv2d", "1_gn": "b/group_norm",
+    "2_conv": "b/standardized_conv2d", "2_gn": "c/group_norm", "3_conv": "c/standardized_conv2d",
+}
+
+
+def npz_module(layer: str) -> str | None:
+    """The `.npz` name prefix of a BiT layer (`NPZ_FIXED`, `NPZ_BLOCK`)."""
+    match = _TIMM_LAYER.fullmatch(layer)
+    if match is None:
+        return NPZ_FIXED.get(layer)
+    part = NPZ_BLOCK.get(match[3])
+    return None if part is None else f"resnet/block{int(match[1]) - 1}/unit{int(match[2]):02d}/{part}"
+
+
+register_names(TimmNames(npz_module, head="resnet/head/conv2d", normalization="tf", layout="tf",
+                         architectures={name: f"BiT-R{name.removeprefix('bit_r')} .npz"
+                                        for name in CONFIGS}), npz=True)
+
 _COMMON = dict(
     paper="Big Transfer (BiT): General Visual Representation Learning (Kolesnikov et al.)",
     year=2019, preprocessing="tf", input_shape=(224, 224, 3), min_size=32, recipe=RECIPE,

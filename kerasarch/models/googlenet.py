@@ -32,12 +32,14 @@ instead of the max-pooling layers between stages. `FIGURE5` holds its rows and
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import keras
 
 from kerasarch import blocks, heads
 from kerasarch import layers as ka_layers
 from kerasarch.registry import ParamCounts, PublishedAccuracy, Recipe, register
+from kerasarch.weights_timm import TimmNames, register_names
 
 GOOGLENET_PAPER = "Going Deeper with Convolutions (Szegedy et al.)"
 BN_PAPER = (
@@ -219,6 +221,43 @@ def _googlenet(batch_norm: bool, aux_logits: bool, kwargs: dict) -> keras.Model:
     )
     return heads.finish(spec, inputs, [output, *aux] if aux_logits else output)
 
+
+# torchvision's state-dict names for `googlenet_bn` (`googlenet-1378be20.pth`; timm has no
+# GoogLeNet). Every conv_unit is a BasicConv2d (`<module>.conv`, `<module>.bn`): the stem ...
+TORCHVISION_STEM = {"conv1_7x7_s2": "conv1", "conv2_3x3_reduce": "conv2", "conv2_3x3": "conv3"}
+# ... the branches of `inception_{row}` (torchvision's `inception{row}`; branch4.0 is the pool) ...
+TORCHVISION_BRANCH = {
+    "1x1": "branch1", "3x3_reduce": "branch2.0", "3x3": "branch2.1", "5x5_reduce": "branch3.0",
+    "5x5": "branch3.1", "pool_proj": "branch4.1",
+}
+# ... and the auxiliary heads `aux1`/`aux2`, which the file holds but torchvision says are not
+# pretrained: they are skipped (`ignored`), kerasarch's stay newly initialized.
+TORCHVISION_AUX = {"conv": "conv", "fc": "fc1", "predictions": "fc2"}
+
+
+def torchvision_module(layer: str) -> str | None:
+    """The torchvision module of a `googlenet_bn` layer (`TORCHVISION_STEM`, `_BRANCH`, `_AUX`)."""
+    if layer == "predictions":
+        return "fc"
+    base = layer.removesuffix("_bn")
+    unit = ".bn" if layer.endswith("_bn") else ".conv"
+    if base in TORCHVISION_STEM:
+        return TORCHVISION_STEM[base] + unit
+    module = re.fullmatch(r"inception_(\d[a-e])_(\w+)", base)
+    if module and module[2] in TORCHVISION_BRANCH:
+        return f"inception{module[1]}.{TORCHVISION_BRANCH[module[2]]}{unit}"
+    aux = re.fullmatch(r"(aux\d)_(\w+)", base)
+    if aux and aux[2] in TORCHVISION_AUX:
+        return f"{aux[1]}.{TORCHVISION_AUX[aux[2]]}" + (unit if aux[2] == "conv" else "")
+    return None
+
+
+# torchvision's GoogLeNet weights were ported from TensorFlow: torchvision loads them with
+# transform_input=True, which turns its mean/std input into [-1, 1]; so "tf" normalization.
+register_names(TimmNames(
+    torchvision_module, head="fc", architectures={"googlenet_bn": "googlenet"}, normalization="tf",
+    ignored=("aux1", "aux2"),
+))
 
 _GOOGLENET_ARGS = """\
 aux_logits (bool): Add the two auxiliary classifiers (after 4a and 4d, the paper's

@@ -25,9 +25,10 @@ import dataclasses
 
 import keras
 
-from kerasarch import heads
+from kerasarch import heads, weights_timm
 from kerasarch.registry import ParamCounts, PublishedAccuracy, Recipe, register
 from kerasarch.weights import ImageNetWeights, keras_applications_file
+from kerasarch.weights_timm import TimmNames, register_names
 
 # BatchNorm as keras.applications and TF-slim: epsilon 1e-3 (PyTorch's default is 1e-5; the
 # files' statistics were computed for 1e-3) and no scale. Momentum is keras' 0.99 (slim
@@ -229,38 +230,48 @@ def keras_layer_map(layout: tuple, first: int = 1) -> dict[str, str]:
 # --- blocks ---------------------------------------------------------------------------------
 
 
-def conv_unit(x, conv: Conv, name: str):
-    """Conv2D (no bias), BatchNorm (no scale), ReLU: `{name}_conv`, `{name}_bn`, `{name}_relu`."""
+def conv_unit(x, conv: Conv, name: str, source: str = "keras"):
+    """Conv2D (no bias), BatchNorm (no scale), ReLU: `{name}_conv`, `{name}_bn`, `{name}_relu`.
+
+    With `source="torch"` (timm's and torchvision's layout) the BatchNorm has a scale.
+    """
     x = keras.layers.Conv2D(conv.filters, conv.kernel, strides=conv.strides, padding=conv.padding,
                             use_bias=False, name=f"{name}_conv")(x)
-    x = keras.layers.BatchNormalization(scale=False, epsilon=BN_EPSILON, momentum=BN_MOMENTUM,
-                                        name=f"{name}_bn")(x)
+    x = keras.layers.BatchNormalization(scale=source == "torch", epsilon=BN_EPSILON,
+                                        momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
     return keras.layers.Activation("relu", name=f"{name}_relu")(x)
 
 
-def inception_branch(x, module: str, branch: Branch):
-    """One branch: its pooling, its units, and its parallel split concatenated."""
+def inception_branch(x, module: str, branch: Branch, source: str = "keras"):
+    """One branch: its pooling, its units, and its parallel split concatenated.
+
+    `source="torch"`: the average pooling counts its zero padding in the mean (PyTorch's
+    `count_include_pad=True`), as timm's and torchvision's weights were trained.
+    """
     prefix = f"{module}_{branch.name}"
-    if branch.pool == "avg":
+    if branch.pool == "avg" and source == "torch":
+        x = keras.layers.ZeroPadding2D(1, name=f"{prefix}_pad")(x)
+        x = keras.layers.AveragePooling2D(3, strides=1, name=prefix)(x)
+    elif branch.pool == "avg":
         x = keras.layers.AveragePooling2D(3, strides=1, padding="same", name=prefix)(x)
     elif branch.pool == "max":
         x = keras.layers.MaxPooling2D(3, strides=2, name=prefix)(x)
     units = branch_units(module, branch)
     for name, conv in units[:len(branch.convs)]:
-        x = conv_unit(x, conv, name)
+        x = conv_unit(x, conv, name, source)
     if branch.split:
-        parts = [conv_unit(x, conv, name) for name, conv in units[len(branch.convs):]]
+        parts = [conv_unit(x, conv, name, source) for name, conv in units[len(branch.convs):]]
         x = keras.layers.Concatenate(name=f"{prefix}_concat")(parts)
     return x
 
 
-def inception_module(x, module: Module, output_name: str | None = None):
+def inception_module(x, module: Module, output_name: str | None = None, source: str = "keras"):
     """The module's branches concatenated on channels, named `output_name` or the module's name."""
-    outputs = [inception_branch(x, module.name, branch) for branch in module.branches]
+    outputs = [inception_branch(x, module.name, branch, source) for branch in module.branches]
     return keras.layers.Concatenate(name=output_name or module.name)(outputs)
 
 
-def stem(x):
+def stem(x, source: str = "keras"):
     """The shared stem: 299x299 -> 35x35x192."""
     units = pools = 0
     for item in STEM:
@@ -269,7 +280,7 @@ def stem(x):
             x = keras.layers.MaxPooling2D(3, strides=2, name=f"stem_pool{pools}")(x)
         else:
             units += 1
-            x = conv_unit(x, item, f"stem{units}")
+            x = conv_unit(x, item, f"stem{units}", source)
     return x
 
 
@@ -333,6 +344,54 @@ aux_logits (bool): Add the auxiliary classifier on the last 17x17 module; the mo
     returns `[predictions, aux_predictions]` (train with a weighted sum of both losses;
     serve the first). Needs `include_top=True` and inputs of at least 299x299. The
     official files hold no auxiliary head: it starts from random weights."""
+_LAYOUT_DOC = """\
+layout (str): The weights' source: `"keras"` (keras.applications' file: BatchNorm without
+    scale, average pools that leave the padding out of the mean) or `"torch"` (timm's and
+    torchvision's: BatchNorm with scale, pools counting the zero padding), which
+    `weights="hf://timm/inception_v3.tv_in1k"` needs."""
+_TORCH_LAYOUT = "BatchNorm with scale, average pools counting their padding"
+
+# timm's names (`inception_v3`, torchvision's too) for layout="torch": the stem ...
+TIMM_STEM = ("Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "Conv2d_3b_1x1", "Conv2d_4a_3x3")
+# ... and the modules mixed0..mixed10, in order.
+TIMM_MODULES = ("Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d",
+                "Mixed_6e", "Mixed_7a", "Mixed_7b", "Mixed_7c")
+
+
+def timm_units(config: InceptionV3Config) -> dict[str, str]:
+    """Kerasarch unit prefix -> timm module, from the stage table.
+
+    Within a module, timm numbers a branch's units from 1 (`branch7x7dbl_3`) unless the
+    branch is one unit (`branch1x1`, `branch_pool`), and names a split `_{n + 1}a`/`b`
+    (`branch3x3dbl_3a` for the 1x3, `_3b` for the 3x1).
+    """
+    table = {f"stem{i}": name for i, name in enumerate(TIMM_STEM, start=1)}
+    for module, timm_name in zip(config.layout(), TIMM_MODULES, strict=True):
+        for branch in module.branches:
+            units = branch_units(module.name, branch)
+            single = len(branch.convs) == 1 and not branch.split
+            for i, (unit, _) in enumerate(units[:len(branch.convs)], start=1):
+                table[unit] = f"{timm_name}.{branch.name}" + ("" if single else f"_{i}")
+            for letter, (unit, _) in zip("ab", units[len(branch.convs):], strict=False):
+                table[unit] = f"{timm_name}.{branch.name}_{len(branch.convs) + 1}{letter}"
+    return table
+
+
+TIMM_UNITS = timm_units(CONFIGS["inception_v3"])
+
+
+def timm_module(layer: str) -> str | None:
+    """The timm module of an `inception_v3` layer (`TIMM_UNITS`; `predictions` is `fc`)."""
+    if layer == "predictions":
+        return "fc"
+    unit, _, part = layer.rpartition("_")
+    if unit not in TIMM_UNITS or part not in ("conv", "bn"):
+        return None
+    return f"{TIMM_UNITS[unit]}.{part}"
+
+
+register_names(TimmNames(timm_module, head="fc", normalization="tf",
+                         architectures={"inception_v3": "inception_v3"}))
 
 
 @register(
@@ -344,10 +403,10 @@ aux_logits (bool): Add the auxiliary classifier on the last 17x17 module; the mo
     params=ParamCounts(23_851_784, 23_817_352, f"{_KA} InceptionV3"),
     accuracy=(PublishedAccuracy(77.87, "timm inception_v3.tf_in1k (TF-slim release)", _TIMM, 299),),
 )
-@heads.contract_docstring(_AUX_DOC)
+@heads.contract_docstring(_AUX_DOC + "\n" + _LAYOUT_DOC)
 def inception_v3(*, include_top=True, weights=None, input_shape=None, pooling=None, classes=1000,
                  classifier_activation="softmax", include_preprocessing=True, augmentation=None,
-                 name=None, aux_logits=False) -> keras.Model:
+                 name=None, aux_logits=False, layout="keras") -> keras.Model:
     """Inception v3 (Szegedy et al., 2015), graph- and weight-compatible with keras.applications.
 
     Input 299x299 (any size >= 75), scaled to [-1, 1]. Follows the TF-slim release that
@@ -355,16 +414,17 @@ def inception_v3(*, include_top=True, weights=None, input_shape=None, pooling=No
     modules keep a 1x1-5x5 branch beside the factorized double 3x3. Layers are named by
     module, branch and position (`mixed5_branch7x7dbl_2_conv`); the official file's
     automatic names load through a generated layer map. BatchNorm epsilon 1e-3 without
-    scale, as the files were trained.
+    scale, as the files were trained; `layout="torch"` builds timm's and torchvision's layout.
     """
+    weights_timm.check_layout(layout, weights, _TORCH_LAYOUT)
     spec = heads.resolve("inception_v3", heads.contract_args(locals()))
     _check_aux(spec, aux_logits)
     config = CONFIGS["inception_v3"]
     inputs, x = heads.image_input(spec)
-    x = stem(x)
+    x = stem(x, layout)
     aux_input = None
     for module in config.layout():
-        x = inception_module(x, module)
+        x = inception_module(x, module, source=layout)
         if module.name == config.aux_after:
             aux_input = x
     main = heads.pooled_head(spec, x)

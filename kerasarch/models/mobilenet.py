@@ -27,15 +27,18 @@ import numbers
 
 import keras
 
-from kerasarch import blocks, heads
+from kerasarch import blocks, heads, weights_timm
 from kerasarch.registry import ParamCounts, PublishedAccuracy, Recipe, register
 from kerasarch.weights import ImageNetWeights, keras_applications_file
+from kerasarch.weights_timm import TimmNames, register_names
 
 # keras.applications' BatchNorm settings, stated because frameworks disagree: v1 keeps
 # Keras' defaults (epsilon 1e-3, momentum 0.99); v2 and v3 use momentum 0.999, as the
 # TF-slim models they were converted from (torchvision: epsilon 1e-5, momentum 0.1 = 0.9).
 V1_BN = {"epsilon": 1e-3, "momentum": 0.99}
 V2_BN = {"epsilon": 1e-3, "momentum": 0.999}
+# timm's and torchvision's MobileNetV2: PyTorch's BatchNorm (epsilon 1e-5, momentum 0.1 = Keras 0.9).
+TORCH_BN = {"epsilon": 1e-5, "momentum": 0.9}
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
@@ -196,50 +199,61 @@ class MobileNetV2Config:
     last_filters: int = 1280
 
 
-def inverted_residual_block(x, expansion: int, filters: int, stride: int, block: int):
+def inverted_residual_block(x, expansion: int, filters: int, stride: int, block: int, padding: str = "keras"):
     """Expand (1x1, ReLU6), 3x3 depthwise (ReLU6), linear 1x1 projection, identity shortcut.
 
     The first block has no expansion (t = 1) and keras names it `expanded_conv_`; the
     others are `block_{i}_`. The projection has no activation: the "linear bottleneck".
+    `padding` is the weights' source (`blocks.pad_for_conv`); "torch" also means PyTorch's
+    BatchNorm epsilon.
     """
     inputs, in_channels = x, x.shape[-1]
     prefix = f"block_{block}_" if block else "expanded_conv_"
+    bn = TORCH_BN if padding == "torch" else V2_BN
     if block:
         x = keras.layers.Conv2D(expansion * in_channels, 1, use_bias=False, name=f"{prefix}expand")(x)
-        x = keras.layers.BatchNormalization(name=f"{prefix}expand_BN", **V2_BN)(x)
+        x = keras.layers.BatchNormalization(name=f"{prefix}expand_BN", **bn)(x)
         x = keras.layers.ReLU(6.0, name=f"{prefix}expand_relu")(x)
-    x, padding = blocks.pad_for_conv(x, 3, stride, "keras", f"{prefix}depthwise")
+    x, conv_padding = blocks.pad_for_conv(x, 3, stride, padding, f"{prefix}depthwise")
     x = keras.layers.DepthwiseConv2D(
-        3, strides=stride, padding=padding, use_bias=False, name=f"{prefix}depthwise"
+        3, strides=stride, padding=conv_padding, use_bias=False, name=f"{prefix}depthwise"
     )(x)
-    x = keras.layers.BatchNormalization(name=f"{prefix}depthwise_BN", **V2_BN)(x)
+    x = keras.layers.BatchNormalization(name=f"{prefix}depthwise_BN", **bn)(x)
     x = keras.layers.ReLU(6.0, name=f"{prefix}depthwise_relu")(x)
     x = keras.layers.Conv2D(filters, 1, use_bias=False, name=f"{prefix}project")(x)
-    x = keras.layers.BatchNormalization(name=f"{prefix}project_BN", **V2_BN)(x)
+    x = keras.layers.BatchNormalization(name=f"{prefix}project_BN", **bn)(x)
     if stride == 1 and in_channels == filters:
         x = keras.layers.Add(name=f"{prefix}add")([inputs, x])
     return x
 
 
-def _v2(alpha, kwargs: dict) -> keras.Model:
+def _v2(alpha, kwargs: dict, layout: str = "keras") -> keras.Model:
     alpha = check_alpha(alpha)
     check_imagenet_alpha(kwargs.get("weights"), alpha, 1.0, "mobilenet_v2")
+    weights_timm.check_layout(layout, kwargs.get("weights"), "symmetric padding, BatchNorm epsilon 1e-5")
+    padding = layout  # `blocks.pad_for_conv`'s name of the same choice
     config = CONFIGS["mobilenet_v2"]
     spec = heads.resolve("mobilenet_v2", kwargs)
     inputs, x = heads.image_input(spec)
-    x = conv_bn(x, make_divisible(config.stem_filters * alpha), 3, 2, "Conv1", "bn_Conv1", V2_BN)
+    stem = make_divisible(config.stem_filters * alpha)
+    if padding == "torch":
+        x, conv_padding = blocks.pad_for_conv(x, 3, 2, padding, "Conv1")
+        x = keras.layers.Conv2D(stem, 3, strides=2, padding=conv_padding, use_bias=False, name="Conv1")(x)
+        x = keras.layers.BatchNormalization(name="bn_Conv1", **TORCH_BN)(x)
+    else:
+        x = conv_bn(x, stem, 3, 2, "Conv1", "bn_Conv1", V2_BN)
     x = keras.layers.ReLU(6.0, name="Conv1_relu")(x)
     block = 0
     for stage in config.stages:
         for i in range(stage.repeats):
             stride = stage.stride if i == 0 else 1
             filters = make_divisible(int(stage.filters * alpha))
-            x = inverted_residual_block(x, stage.expansion, filters, stride, block)
+            x = inverted_residual_block(x, stage.expansion, filters, stride, block, padding)
             block += 1
     # keras widens the last convolution only for alpha > 1 (the paper: "except for the last").
     last = make_divisible(config.last_filters * alpha) if alpha > 1.0 else config.last_filters
     x = keras.layers.Conv2D(last, 1, use_bias=False, name="Conv_1")(x)
-    x = keras.layers.BatchNormalization(name="Conv_1_bn", **V2_BN)(x)
+    x = keras.layers.BatchNormalization(name="Conv_1_bn", **(TORCH_BN if padding == "torch" else V2_BN))(x)
     x = keras.layers.ReLU(6.0, name="out_relu")(x)
     return heads.finish(spec, inputs, heads.pooled_head(spec, x))
 
@@ -322,7 +336,36 @@ def mobilenet(*, include_top=True, weights=None, input_shape=None, pooling=None,
 
 _V2_ARGS = """\
 alpha (float): Width multiplier; channels rounded to multiples of 8 (`make_divisible`).
-    The last 1x1 convolution keeps 1280 channels for alpha <= 1, as in the paper."""
+    The last 1x1 convolution keeps 1280 channels for alpha <= 1, as in the paper.
+layout (str): The weights' source: `"keras"` (TF-"same" at stride 2 and BatchNorm epsilon
+    1e-3, keras.applications' file) or `"torch"` (symmetric padding and epsilon 1e-5, timm's
+    and torchvision's layout, which `weights="hf://timm/mobilenetv2_100.<tag>"` needs)."""
+
+# timm's names (`mobilenetv2_100`), for layout="torch": the stem, head and classifier ...
+TIMM_FIXED = {"Conv1": "conv_stem", "bn_Conv1": "bn1", "Conv_1": "conv_head", "Conv_1_bn": "bn2",
+              "predictions": "classifier"}
+# ... the first block (timm's DepthwiseSeparableConv `blocks.0.0`, no expansion) ...
+TIMM_FIRST = {"depthwise": "conv_dw", "depthwise_BN": "bn1", "project": "conv_pw", "project_BN": "bn2"}
+# ... and `block_{n}_...`, timm's `blocks.{stage}.{index}` counted through Table 2's rows.
+TIMM_BLOCK = {"expand": "conv_pw", "expand_BN": "bn1", "depthwise": "conv_dw", "depthwise_BN": "bn2",
+              "project": "conv_pwl", "project_BN": "bn3"}
+TIMM_POSITIONS = [(row, index) for row, stage in enumerate(MobileNetV2Config().stages)
+                  for index in range(stage.repeats)]
+
+
+def timm_module(layer: str) -> str | None:
+    """The timm module of a `mobilenet_v2` layer (`TIMM_FIXED`, `TIMM_FIRST`, `TIMM_BLOCK`)."""
+    if layer.startswith("expanded_conv_"):
+        part = TIMM_FIRST.get(layer.removeprefix("expanded_conv_"))
+        return None if part is None else f"blocks.0.0.{part}"
+    number, _, part = layer.removeprefix("block_").partition("_")
+    if layer.startswith("block_") and number.isdigit() and part in TIMM_BLOCK:
+        row, index = TIMM_POSITIONS[int(number)]
+        return f"blocks.{row}.{index}.{TIMM_BLOCK[part]}"
+    return TIMM_FIXED.get(layer)
+
+
+register_names(TimmNames(timm_module, head="classifier", architectures={"mobilenet_v2": "mobilenetv2_100"}))
 
 
 @register(
@@ -338,13 +381,14 @@ alpha (float): Width multiplier; channels rounded to multiples of 8 (`make_divis
 @heads.contract_docstring(_V2_ARGS)
 def mobilenet_v2(*, include_top=True, weights=None, input_shape=None, pooling=None, classes=1000,
                  classifier_activation="softmax", include_preprocessing=True, augmentation=None,
-                 name=None, alpha=1.0) -> keras.Model:
+                 name=None, alpha=1.0, layout="keras") -> keras.Model:
     """MobileNet v2 (Sandler et al., 2018): inverted residuals with linear bottlenecks.
 
     Graph- and weight-compatible with `keras.applications.MobileNetV2`; `weights="imagenet"`
     loads its alpha 1.0 file. As keras (and the paper's code), the head has no dropout and
-    strided depthwise convolutions pad as TF "same" (`blocks.keras_pad`). Inputs scaled to
-    [-1, 1]; any size >= 32.
+    strided depthwise convolutions pad as TF "same" (`blocks.keras_pad`); `layout="torch"`
+    builds timm's layout for its weights. Inputs scaled to [-1, 1] (timm's weights: ImageNet
+    mean/std); any size >= 32.
     """
     args = heads.contract_args(locals())
-    return _v2(alpha, args)
+    return _v2(alpha, args, layout)

@@ -12,6 +12,10 @@ Recipe v2, one generator per tensor, `numpy.random.default_rng([seed, index])`, 
         fan_in = the product of all dimensions but the first
     1-D `running_var` and `weight` (norm scales): uniform [0.5, 1.5) (variances positive)
     other 1-D tensors (`running_mean`, biases, norm shifts): normal(0, 0.1)
+TensorFlow names (with `/`: BiT's `.npz` checkpoints, kernels (h, w, in, out)) follow the same
+rules in TensorFlow's words: kernels normal(0, 1 / sqrt(fan_in)), fan_in = the product of all
+dimensions but the last; 1-D `gamma` and `moving_variance` uniform [0.5, 1.5); other 1-D
+tensors normal(0, 0.1). (No PyTorch name holds a `/`, so this leaves their tensors as they were.)
 Inputs: `default_rng([seed, INPUT_STREAM])`, uint8 pixels in [0, 255], NHWC.
 """
 
@@ -30,6 +34,8 @@ def make_tensor(name: str, shape: list[int], dtype: str, seed: int, index: int) 
     rng = np.random.default_rng([seed, index])
     if dtype.startswith("int"):
         return np.zeros(shape, dtype=dtype)
+    if "/" in name:
+        return _make_tf_tensor(name, shape, rng).astype(dtype, copy=False)
     leaf = name.rsplit(".", 1)[-1]
     if leaf in ("running_var", "weight") and len(shape) < 2:
         values = rng.random(shape, dtype=np.float32) + np.float32(0.5)
@@ -39,6 +45,16 @@ def make_tensor(name: str, shape: list[int], dtype: str, seed: int, index: int) 
         scale = np.float32(1.0 / math.sqrt(math.prod(shape[1:])))
         values = rng.standard_normal(shape, dtype=np.float32) * scale
     return values.astype(dtype, copy=False)
+
+
+def _make_tf_tensor(name: str, shape: list[int], rng: np.random.Generator) -> np.ndarray:
+    """The recipe's rules for a tensor with TensorFlow's name and layout."""
+    if len(shape) >= 2:
+        scale = np.float32(1.0 / math.sqrt(math.prod(shape[:-1])))
+        return rng.standard_normal(shape, dtype=np.float32) * scale
+    if name.rsplit("/", 1)[-1] in ("gamma", "moving_variance"):
+        return rng.random(shape, dtype=np.float32) + np.float32(0.5)
+    return rng.standard_normal(shape, dtype=np.float32) * np.float32(0.1)
 
 
 def make_state(tensors: list[list], seed: int) -> dict[str, np.ndarray]:
