@@ -110,7 +110,7 @@ def main() -> None:
     for row in rows:
         cells = " | ".join(f"{100 * v:.2f}" for v in row["test_top1"].values())
         lines.append(f"| {row['method']} | {cells} | {100 * row['mean']:.2f} ± {100 * row['std']:.2f} |")
-    lines += ["", "Seconds per job (mean over seeds): " + ", ".join(
+    lines += ["", "Seconds per job (mean over seeds; timed on a quiet machine only): " + ", ".join(
         f"{job} {s:.0f} s" for job, s in result["seconds_per_job"].items()) + "."]
     (RESULTS / "self_training.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

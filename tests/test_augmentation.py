@@ -84,11 +84,11 @@ def test_randaugment_keeps_digits_recognizable():
     augment = RandAugment(num_ops=2, magnitude=9, fill_value=0.0, seed=0, name="ra")
     model = kerasarch.lenet5(augmentation=augment)
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(train, epochs=30, verbose=0, shuffle=False)
+    model.fit(train, epochs=15, verbose=0, shuffle=False)
     augmented = RandAugment(fill_value=0.0, seed=1)(test_images.astype("float32"), training=True)
     clean = model.evaluate(test_images, test_labels, verbose=0)[1]
     accuracy = model.evaluate(augmented, test_labels, verbose=0)[1]
-    # Measured: clean 0.961, augmented 0.825 (seed 0). Chance is 0.1.
+    # Measured: clean 0.956, augmented 0.811 after 15 epochs (seed 0). Chance is 0.1.
     assert accuracy > 0.75, f"clean {clean:.3f}, RandAugment N=2 M=9 {accuracy:.3f}"
 
 

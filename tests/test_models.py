@@ -35,10 +35,18 @@ def params(name: str) -> int:
 
 
 def top_shape(name: str, info) -> tuple:
-    """The input size the head is built and run at: the native one, except for a model above
-    HEAVY_PARAMS with a large native size whose head takes any size (EfficientNet-L2:
-    800x800, minutes per forward pass on 2 cores), run at 224."""
-    if params(name) > HEAVY_PARAMS and not info.fixed_size_with_top and info.input_shape[0] > 320:
+    """The input size the head is built and run at: the native one, with two exceptions where
+    the head takes any size. A covered variant (conftest.COVERED_BY; not in
+    KERASARCH_FULL_SUITE=1 runs) runs at a small size: its member runs the native one through
+    the same builder, and the variant's forward pass at its native size is its largest cost
+    (BiT-R152x4 at 480 px, EfficientNet-B7 at 600 px). A model above HEAVY_PARAMS with a large
+    native size (EfficientNet-L2: 800x800, minutes per forward pass on 2 cores) runs at 224."""
+    if info.fixed_size_with_top:
+        return info.input_shape
+    if name in COVERED_BY:
+        size = max(info.min_size_with_top or info.min_size, 64)
+        return (size, size, info.input_shape[2])
+    if params(name) > HEAVY_PARAMS and info.input_shape[0] > 320:
         return (224, 224, info.input_shape[2])
     return info.input_shape
 

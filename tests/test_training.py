@@ -596,3 +596,32 @@ def test_jit_compiles_the_train_step_with_xla(tmp_path):
                        verbose=0, augment=None)  # Keras' random layers do not support XLA
     assert result.model.jit_compile is True
     assert np.isfinite(result.metrics["test_loss"])
+
+
+def test_curves_are_redrawn_at_most_every_few_seconds_and_at_the_end(tmp_path, monkeypatch):
+    """history.csv is written every epoch; curves.png on the first epoch, then only after
+    CURVES_EVERY_S, and at the end of training with every epoch in it."""
+    from kerasarch.train import run_folder
+
+    drawn: list[int] = []
+    write = run_folder.write_history
+
+    def recording(run_dir, history, curves=True):
+        if curves:
+            drawn.append(len(history))
+        write(run_dir, history, curves)
+
+    monkeypatch.setattr(run_folder, "write_history", recording)
+    monkeypatch.setattr(run_folder, "CURVES_EVERY_S", 3600.0)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    x, y = np.zeros((4, 2), "float32"), np.array([0, 1, 0, 1])
+    model.fit(x, y, validation_data=(x, y), epochs=4, verbose=0,
+              callbacks=[run_folder.RunFolder(tmp_path)])
+    assert drawn == [1, 4]  # epoch 1, then the end of training (not epochs 2 and 3)
+    assert len((tmp_path / "history.csv").read_text().splitlines()) == 5  # every epoch
+    monkeypatch.setattr(run_folder, "CURVES_EVERY_S", 0.0)
+    drawn.clear()
+    model.fit(x, y, validation_data=(x, y), epochs=3, verbose=0,
+              callbacks=[run_folder.RunFolder(tmp_path / "again")])
+    assert drawn == [1, 2, 3]  # every epoch once the interval has passed; none repeated at the end
