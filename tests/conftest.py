@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -121,3 +125,16 @@ def pytest_collection_modifyitems(items):
         if module in SPLIT_BY and callspec and SPLIT_BY[module] in callspec.params:
             group = f"{module}:{callspec.params[SPLIT_BY[module]]}"
         item.add_marker(pytest.mark.xdist_group(group))
+
+
+def kill_cli_when(args: list[str], marker: Path, cwd: Path, timeout: float = 600) -> None:
+    """Runs `python -m kerasarch ARGS` and SIGKILLs it the moment `marker` exists, as a crash
+    or an out-of-memory kill would; fails if the command ends (or the timeout passes) first."""
+    proc = subprocess.Popen([sys.executable, "-m", "kerasarch", *args], cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + timeout
+    while not marker.exists():
+        assert proc.poll() is None and time.time() < deadline, proc.stdout.read()[-3000:]
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
-import time
 
 import keras
 import numpy as np
 import pytest
 
 from kerasarch.train.mpl_model import MetaPseudoLabels
+
+from conftest import kill_cli_when
 
 
 def _linear(seed: int) -> keras.Model:
@@ -126,15 +126,7 @@ TINY = ["mpl", "--labels-per-class", "5", "--epochs", "2", "--finetune-epochs", 
 def test_cli_mpl_killed_mid_training_resumes_then_fine_tunes(tmp_path):
     run_dir = tmp_path / "mpl"
     command = [sys.executable, "-m", "kerasarch", *TINY, "--run-dir", str(run_dir)]
-    proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
-    marker = run_dir / "mpl" / "checkpoint" / "epoch-0001.keras"
-    deadline = time.time() + 600
-    while not marker.exists():
-        assert proc.poll() is None and time.time() < deadline, proc.stdout.read()[-3000:]
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_cli_when(command[3:], run_dir / "mpl" / "checkpoint" / "epoch-0001.keras", cwd=tmp_path)
     assert not (run_dir / "summary.json").exists()
     resumed = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
-import time
 import types
 
 import keras
@@ -15,6 +13,8 @@ import pytest
 
 from kerasarch.train import pseudo_labels, self_training
 from kerasarch.train.self_training_config import NoisyStudentConfig, merge_with_saved
+
+from conftest import kill_cli_when
 
 
 @pytest.fixture(scope="module")
@@ -143,15 +143,8 @@ TINY = ["noisy-student", "--labels-per-class", "5", "--iterations", "2", "--epoc
 def test_cli_noisy_student_killed_in_iteration_two_resumes_there(tmp_path):
     run_dir = tmp_path / "ns"
     command = [sys.executable, "-m", "kerasarch", *TINY, "--run-dir", str(run_dir)]
-    proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    marker = run_dir / "iteration-2" / "student" / "checkpoint" / "epoch-0001.keras"
-    deadline = time.time() + 600
-    while not marker.exists():
-        assert proc.poll() is None and time.time() < deadline, proc.stdout.read()[-3000:]
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_cli_when(command[3:], run_dir / "iteration-2" / "student" / "checkpoint" / "epoch-0001.keras",
+                  cwd=tmp_path)
     assert not (run_dir / "summary.json").exists()
     pseudo = (run_dir / "iteration-2" / "pseudo_labels.npz").read_bytes()
     first = json.loads((run_dir / "iteration-1" / "iteration.json").read_text())

@@ -19,7 +19,6 @@ resumption, history and the default and mirrored strategies come with it (under
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import logging
@@ -102,10 +101,7 @@ def meta_pseudo_labels(config: MPLConfig | None = None, **fields: Any) -> dict:
 
 
 def _run(cfg: MPLConfig) -> dict:
-    run_dir = Path(cfg.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    run_folder.atomic_write_bytes(run_dir / RECORD, json.dumps(
-        {"config": dataclasses.asdict(cfg)}, indent=2).encode())
+    run_dir = self_training.start_run(cfg, RECORD)
     split = self_training.load_split(cfg)
     log.info("Meta Pseudo Labels: %d labeled images (%d per class), %d unlabeled. Run folder: %s",
              len(split.labeled_labels), cfg.labels_per_class, len(split.unlabeled_images), run_dir)

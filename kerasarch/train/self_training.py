@@ -46,7 +46,7 @@ import tensorflow as tf
 
 from kerasarch import augment, data, registry
 from kerasarch.train import pseudo_labels, run_folder, trainer
-from kerasarch.train.self_training_config import NoisyStudentConfig, merge_with_saved
+from kerasarch.train.self_training_config import MPLConfig, NoisyStudentConfig, merge_with_saved
 
 log = logging.getLogger("kerasarch.train")
 
@@ -343,11 +343,20 @@ def noisy_student(config: NoisyStudentConfig | None = None, **fields: Any) -> Se
         return _iterate(cfg)
 
 
-def _iterate(cfg: NoisyStudentConfig) -> SelfTrainingResult:
+def start_run(cfg: NoisyStudentConfig | MPLConfig, record: str) -> Path:
+    """Creates the job's run folder and writes its configuration to `record` there.
+
+    A resumed run is checked against that file (`resolve_config`).
+    """
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    run_folder.atomic_write_bytes(run_dir / RECORD, json.dumps(
+    run_folder.atomic_write_bytes(run_dir / record, json.dumps(
         {"config": dataclasses.asdict(cfg)}, indent=2).encode())
+    return run_dir
+
+
+def _iterate(cfg: NoisyStudentConfig) -> SelfTrainingResult:
+    run_dir = start_run(cfg, RECORD)
     split = load_split(cfg)
     log.info("Noisy Student: %d labeled images (%d per class), %d unlabeled; %d iteration(s). "
              "Run folder: %s", len(split.labeled_labels), cfg.labels_per_class,
