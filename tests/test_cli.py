@@ -206,7 +206,7 @@ def test_tensorflow_start_up_noise_is_silenced_unless_verbose():
 def tiny_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("cli")
     proc = _cli("train", "lenet5", "--epochs", "1", "--steps-per-epoch", "3", "--run-dir", "run",
-                "--verbose", "0", cwd=workdir)
+                "--verbose", "0", "--no-export", cwd=workdir)  # predict/evaluate read best.keras
     assert proc.returncode == 0, proc.stderr[-3000:]
     return workdir / "run"
 

@@ -111,7 +111,9 @@ def test_bad_configuration_names_the_field():
 
 # --- resumption after SIGKILL, NaN --------------------------------------------------------
 
-SLOW = ["train", "lenet5", "--epochs", "6", "--batch-size", "2", "--verbose", "2"]
+# --no-export: the resumed run keeps it from config.json (checked below); the serving export
+# itself is test_run_folder_contents's and test_train_then_export_both_formats_through_the_cli's
+SLOW = ["train", "lenet5", "--epochs", "6", "--batch-size", "2", "--verbose", "2", "--no-export"]
 
 
 def test_sigkill_mid_epoch_then_resume(tmp_path):
@@ -149,6 +151,8 @@ def test_sigkill_mid_epoch_then_resume(tmp_path):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["resumed_from_epoch"] == completed
     assert not list(run_dir.rglob(".*.tmp-*"))
+    assert "serving" not in metrics and not (run_dir / "serving").exists()
+    assert f"No serving export (--no-export): `kerasarch export {run_dir}`" in resumed.stdout
 
 
 class _PoisonWeights(keras.callbacks.Callback):
@@ -232,7 +236,7 @@ def test_every_saved_file_loads_with_import_kerasarch_alone(tmp_path):
     paths = []
     for name, extra in SCHEDULE_RUNS.items():
         result = train.fit(epochs=2, steps_per_epoch=2, run_dir=str(tmp_path / name), verbose=0,
-                           **extra)
+                           export=False, **extra)
         paths += [result.run_dir / "best.keras", result.run_dir / "last.keras",
                   run_folder.latest_checkpoint(result.run_dir).path]
     script = (
@@ -294,7 +298,8 @@ def test_resume_with_only_epochs_repeats_an_uninterrupted_run(tmp_path):
     assert config["epochs"] == 4 and config["learning_rate"] == 0.002 and config["batch_size"] == 64
     metrics = json.loads((extended / "metrics.json").read_text())
     assert metrics["resumed_from_epoch"] == 2 and metrics["epochs"] == 4
-    whole = _run([*README_FIRST[:3], "4", *README_FIRST[4:], "--run-dir", str(straight)], cwd=tmp_path)
+    whole = _run([*README_FIRST[:3], "4", *README_FIRST[4:], "--run-dir", str(straight), "--no-export"],
+                 cwd=tmp_path)
     assert whole.returncode == 0, whole.stderr[-3000:]
     a, b = _history(extended), _history(straight)
     assert [r["epoch"] for r in a] == [r["epoch"] for r in b] == [1, 2, 3, 4]
@@ -389,7 +394,7 @@ def test_mirrored_strategy_over_two_logical_cpus(tmp_path):
 @pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
 def test_mixed_precision_runs_and_outputs_float32(precision, tmp_path):
     result = train.fit(epochs=1, steps_per_epoch=5, precision=precision,
-                       run_dir=str(tmp_path / precision), verbose=0)
+                       run_dir=str(tmp_path / precision), verbose=0, export=False)
     model = keras.saving.load_model(result.run_dir / "last.keras")
     assert model.output.dtype == "float32"
     assert model.get_layer("c1").compute_dtype == precision.split("_")[1]
@@ -454,7 +459,7 @@ def test_cli_fine_tune_from_a_weights_file(tmp_path, pretrained):
     proc = _run(
         ["train", "resnet18", "--weights", str(weights), "--fine-tune", "0", "--dataset", "digits",
          "--epochs", "1", "--steps-per-epoch", "3", "--run-dir", str(tmp_path / "ft"),
-         "--verbose", "0"],
+         "--verbose", "0", "--no-export"],
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -484,7 +489,7 @@ def test_cli_fine_tune_from_a_previous_run_with_another_class_count(tmp_path):
     """train lenet5 on digits, then on a 3-class folder from that run: one line, no weight dumps."""
     first = tmp_path / "digits-run"
     proc = _run(["train", "lenet5", "--epochs", "1", "--steps-per-epoch", "3", "--verbose", "0",
-                 "--run-dir", str(first)], cwd=tmp_path)
+                 "--run-dir", str(first), "--no-export"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     folder = _class_folders(tmp_path / "photos")
     second = tmp_path / "folder-run"
@@ -526,7 +531,7 @@ WORKER = textwrap.dedent(
     from kerasarch import train
     run_dir, strategy, loop, weights_out = sys.argv[1:5]
     result = train.fit(epochs=2, steps_per_epoch=12, batch_size=64, augment=None,
-                       strategy=strategy, loop=loop, run_dir=run_dir, verbose=0)
+                       strategy=strategy, loop=loop, run_dir=run_dir, verbose=0, export=False)
     np.savez(weights_out, *result.model.get_weights())
     print("METRICS " + json.dumps(result.metrics))
     """
@@ -593,7 +598,7 @@ def test_multiworker_two_processes_match_a_single_process_run(tmp_path):
 
 def test_jit_compiles_the_train_step_with_xla(tmp_path):
     result = train.fit(epochs=1, steps_per_epoch=3, jit=True, run_dir=str(tmp_path / "jit"),
-                       verbose=0, augment=None)  # Keras' random layers do not support XLA
+                       verbose=0, augment=None, export=False)  # Keras' random layers do not support XLA
     assert result.model.jit_compile is True
     assert np.isfinite(result.metrics["test_loss"])
 

@@ -26,7 +26,7 @@ LOOPS = ("auto", "fit", "custom")
 
 # Fields that may differ from the saved run when it is resumed (they do not change what is
 # trained); `epochs` may only grow.
-RESUMABLE_CHANGES = ("epochs", "verbose", "run_dir", "strategy", "data_dir", "loop")
+RESUMABLE_CHANGES = ("epochs", "verbose", "run_dir", "strategy", "data_dir", "loop", "export")
 
 
 def _field(default: Any, help: str, flag: str | None = None, choices: tuple | None = None,
@@ -102,6 +102,8 @@ class TrainConfig:
     loop: str = _field("auto", "fit (Keras model.fit), custom (the tf.distribute loop) or auto "
                        "(custom under MultiWorkerMirroredStrategy, where model.fit fails)",
                        choices=LOOPS)
+    export: bool = _field(True, "end with the TF Serving export of best.keras in RUN/serving "
+                          "(--no-export skips it; `kerasarch export RUN` makes it later)", type=bool)
 
     def validate(self) -> None:
         """Raises `ValueError` naming the first bad field (the model name needs the registry)."""
@@ -146,12 +148,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """
     for field in dataclasses.fields(TrainConfig):
         meta = field.metadata
-        shown = meta["shown"] or ("off" if field.default is False else field.default)
+        shown = meta["shown"] or field.default
+        if isinstance(field.default, bool):
+            shown = "on" if field.default else "off"
         kwargs: dict[str, Any] = {"help": f"{meta['help']} (default: {shown})",
                                   "default": argparse.SUPPRESS}
         flag = _flag(field)
-        if meta["type"] is bool:
-            kwargs["action"] = "store_true"
+        if meta["type"] is bool:  # an option on by default gets its --no- form
+            kwargs["action"] = argparse.BooleanOptionalAction if field.default else "store_true"
         else:
             if meta["type"] is not None:
                 kwargs["type"] = meta["type"]

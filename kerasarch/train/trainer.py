@@ -361,6 +361,8 @@ def _final_line(plan: Plan, metrics: dict, seconds: float) -> str:
         f"({seconds:.1f} s of training). Saved {plan.run_dir / 'best.keras'} (the run's result), "
         f"{plan.run_dir / 'last.keras'}"
         + (f" and the TF Serving export {plan.run_dir / 'serving'}." if "serving" in metrics else ".")
+        + ("" if plan.config.export else f" No serving export (--no-export): "
+           f"`kerasarch export {plan.run_dir}` makes one.")
     )
 
 
@@ -425,6 +427,6 @@ def fit(config: TrainConfig | None = None, callbacks: list | None = None, stage:
                 f"(it was {plan.hp.learning_rate:g}) or use --precision float32."
             )
         metrics = _finish(plan, model, strategy, custom, splits, infos, folder, resume, seconds, chief,
-                          export_serving=stage is None or stage.export)
+                          export_serving=config.export and (stage is None or stage.export))
         log.info(_final_line(plan, metrics, seconds))
     return RunResult(run_dir=plan.run_dir, metrics=metrics, model=model)
