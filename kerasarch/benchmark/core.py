@@ -144,7 +144,7 @@ def _torch_peers(plan: _Plan, worker: torch_peer.TorchWorker, name: str, image_s
     for chosen in ("fp32", "bf16"):
         note = worker.load(chosen, name, plan.batch_size, height, width, chosen)
         if note is not None:
-            plan.notes.append(note)
+            plan.notes += [note] if note not in plan.notes else []  # an unknown name: once
             continue
         plan.add(f"torch {name} {chosen}", None, "peer", "torch", chosen,
                  measure=lambda seconds, key=chosen: worker.measure(key, seconds))
