@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import subprocess
 import sys
@@ -294,10 +295,12 @@ def test_torch_worker_process_times_a_contender_and_always_ends(fake_torch_pytho
         process = worker.process
     assert process.returncode == 0  # quit, not killed
     assert (tmp_path / "torch.log").read_text() == "threads 3\n"
-    with pytest.raises(RuntimeError, match="boom"):
+    with pytest.raises(KeyboardInterrupt):
         with torch_peer.TorchWorker(str(fake_torch_python)) as worker:
-            raise RuntimeError("boom")
-    assert worker.process.poll() is not None  # ended on the way out of an exception
+            # its own process group: a Ctrl-C in the terminal reaches the parent, which ends it
+            assert os.getpgid(worker.process.pid) != os.getpgid(0)
+            raise KeyboardInterrupt
+    assert worker.process.poll() is not None  # ended on the way out
     with pytest.raises(RuntimeError, match="exited"):
         worker.measure("fp32", 0.1)
 

@@ -25,13 +25,20 @@ Requests and their replies (every reply has `"ok"`; a failed one `"error"` and `
 from __future__ import annotations
 
 import json
+import os
 import sys
-import time
-import traceback
-from collections.abc import Callable, Iterable
-from typing import IO
 
-import numpy as np
+# Run as a script, this folder heads sys.path, and its modules (timing.py, precision.py...)
+# would shadow any top-level module of those names that PyTorch or timm imports.
+if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
+    del sys.path[0]
+
+import time  # noqa: E402
+import traceback  # noqa: E402
+from collections.abc import Callable, Iterable  # noqa: E402
+from typing import IO  # noqa: E402
+
+import numpy as np  # noqa: E402
 
 PRECISIONS = ("fp32", "bf16")
 # ImageNet mean and standard deviation, in [0, 255] pixels (torchvision's and timm's convention).
@@ -184,7 +191,12 @@ def serve(lines: Iterable[str], out: IO[str], make: Maker,
 
 def main() -> int:
     """Imports PyTorch, says it is ready (or why not), and serves stdin."""
-    out, sys.stdout = sys.stdout, sys.stderr  # the libraries' prints must not reach the protocol
+    # The protocol keeps its own copy of stdout; file descriptor 1 itself then goes to stderr,
+    # so that nothing the libraries print (Python or C) can reach the protocol.
+    sys.stdout.flush()
+    out = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
     try:
         make, versions = torch_maker()
     except Exception as error:  # noqa: BLE001 - ImportError, or a broken install's any error
