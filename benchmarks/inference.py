@@ -12,10 +12,13 @@ and every runtime, with top-1 agreement on real photos.
    precision, timed in the same rounds.
 3. Runtimes: ResNet-18, ResNet-50, MobileNet v2 and EfficientNet-B0 (those registered) at
    batch 1 and 16 in TensorFlow fp32 / bf16, LiteRT fp32 / int8, ONNX Runtime, OpenVINO
-   (bf16 too where the CPU has it), beside keras.applications fp32 (and torchvision when
-   PyTorch is importable); top-1 agreement of each with fp32 Keras on the real photos of
-   ../shared/data/photos (random-init weights: the ImageNet files cannot be downloaded on
-   these machines, so near-ties make agreement a conservative figure).
+   (bf16 too where the CPU has it), beside keras.applications fp32 and torchvision / timm
+   fp32 and bf16 when a python with PyTorch is given (--torch-python, else
+   $KERASARCH_TORCH_PYTHON, else this python if it has torch): a separate worker process,
+   timed there, alternating with the others round by round; top-1 agreement of each
+   kerasarch runtime with fp32 Keras on the real photos of ../shared/data/photos
+   (random-init weights: the ImageNet files cannot be downloaded on these machines, so
+   near-ties make agreement a conservative figure).
 
 Writes OUT/inference.md and OUT/inference.json (default benchmarks/results; --quick
 defaults to /tmp/kerasarch-inference-quick so quick figures are never committed).
@@ -24,6 +27,7 @@ defaults to /tmp/kerasarch-inference-quick so quick figures are never committed)
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import tempfile
 from pathlib import Path
@@ -33,7 +37,7 @@ import numpy as np
 import tensorflow as tf
 
 from kerasarch import analysis, registry
-from kerasarch.benchmark import runners, timing
+from kerasarch.benchmark import runners, timing, torch_peer
 from kerasarch.data import transforms
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,15 +129,26 @@ def _runtime_predicts(name, base, size, batch, folder):
         predicts[f"kerasarch openvino {precision}"] = runners.openvino_predict(base, folder, precision)
     if runners.twin(name, size) is not None:
         predicts[f"{runners.twin_label(name)} fp32"] = runners.tf_predict(*runners.twin(name, size))
-    if runners.torch_available():
-        for precision in ("fp32", "bf16"):
-            predict = runners.torch_predict(name, size, precision)
-            if predict is not None:
-                predicts[f"torch {name} {precision}"] = predict
     return predicts
 
 
-def runtimes_section(names, batches, rounds, size, seconds, photo_limit) -> list[dict]:
+def _torch_contenders(worker, name, size, batch) -> list[timing.Contender]:
+    """torchvision / timm's `name` in fp32 and bf16, loaded in the PyTorch worker (none without one)."""
+    height, width, _ = runners.input_shape(name, size)
+    contenders, notes = [], []
+    for precision in ("fp32", "bf16") if worker is not None else ():
+        key = f"{name} {batch} {precision}"
+        note = worker.load(key, name, batch, height, width, precision)
+        if note is not None:
+            if note not in notes:
+                print("torch:", note, flush=True)
+            notes.append(note)
+            continue
+        contenders.append(worker.contender(f"torch {name} {precision}", key, batch))
+    return contenders
+
+
+def runtimes_section(names, batches, rounds, size, seconds, photo_limit, worker=None) -> list[dict]:
     rows = []
     for name in names:
         base = runners.build(name, size)
@@ -145,10 +160,13 @@ def runtimes_section(names, batches, rounds, size, seconds, photo_limit) -> list
                 images = random_pixels(runners.input_shape(name, size), batch)
                 contenders = [timing.Contender(k, lambda p=p, x=images: p(x), batch)
                                for k, p in predicts.items()]
-                rates = timing.interleave(contenders, rounds, seconds)
+                torch_contenders = _torch_contenders(worker, name, size, batch)
+                rates = timing.interleave(contenders + torch_contenders, rounds, seconds)
+                for contender in torch_contenders:
+                    worker.unload(f"{name} {batch} {contender.name.rsplit(' ', 1)[1]}")
                 agreement = {k: float(np.mean(predict_all(p, pixels, batch).argmax(-1) == expected))
                              for k, p in predicts.items() if k.startswith("kerasarch")}
-            peers = [k for k in predicts if not k.startswith("kerasarch") and k.endswith("fp32")]
+            peers = [k for k in rates if not k.startswith("kerasarch") and k.endswith("fp32")]
             reference = peers[0] if peers else "kerasarch tf fp32"
             ratios = summary(rates, reference)
             # the recommendation: runtimes that keep top-1 agreement >= 99% (int8 is reported only)
@@ -199,6 +217,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="one small model, 2 rounds, 64 px")
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--out", default=None)
+    parser.add_argument("--torch-python", default=None, metavar="PATH",
+                        help="a python with torch and torchvision: their models join the runtimes")
     args = parser.parse_args()
     registered = set(registry.list_models())
     if args.quick:
@@ -212,19 +232,35 @@ def main() -> None:
         models = [n for n in RUNTIME_MODELS if n in registered]
         out = Path(args.out) if args.out else ROOT / "benchmarks" / "results"
     machine = runners.machine()
-    report = {
-        "command": "python benchmarks/inference.py" + (" --quick" if args.quick else ""),
-        "machine": machine, "rounds": rounds, "image_size": size or "native",
-        "machine_line": f"{machine['cpu']}, {machine['cores']} cores, TF {machine['tensorflow']}, "
-                        f"Keras {machine['keras']}",
-        "twins": twins_section(twins, 16, rounds, size, seconds),
-        "mfu": mfu_section(mfu_model, 16, rounds, size, seconds, matmul_size),
-        "runtimes": runtimes_section(models, batches, rounds, size, seconds, limit),
-    }
+    with contextlib.ExitStack() as stack:
+        worker = _torch_worker(stack, args.torch_python, machine)
+        report = {
+            "command": "python benchmarks/inference.py" + (" --quick" if args.quick else ""),
+            "machine": machine, "rounds": rounds, "image_size": size or "native",
+            "machine_line": f"{machine['cpu']}, {machine['cores']} cores, TF {machine['tensorflow']}, "
+                            f"Keras {machine['keras']}",
+            "twins": twins_section(twins, 16, rounds, size, seconds),
+            "mfu": mfu_section(mfu_model, 16, rounds, size, seconds, matmul_size),
+            "runtimes": runtimes_section(models, batches, rounds, size, seconds, limit, worker),
+        }
     out.mkdir(parents=True, exist_ok=True)
     (out / "inference.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / "inference.md").write_text(markdown(report) + "\n")
     print(f"Wrote {out / 'inference.md'} and {out / 'inference.json'}")
+
+
+def _torch_worker(stack: contextlib.ExitStack, torch_python: str | None, machine: dict):
+    """The PyTorch worker (ended with `stack`), or None where no python has PyTorch and none was named."""
+    try:
+        python, source = torch_peer.find_python(torch_python)
+    except torch_peer.TorchUnavailableError:
+        if torch_python:
+            raise
+        print("no python with PyTorch: the runtimes are compared without torch", flush=True)
+        return None
+    worker = stack.enter_context(torch_peer.TorchWorker(python, source, torch_peer.tf_threads()))
+    machine["torch"] = {**worker.versions, "threads": worker.threads, "python": python}
+    return worker
 
 
 if __name__ == "__main__":

@@ -13,15 +13,16 @@ PRECISIONS = ("fp32", "bf16", "auto")
 RUNTIME_CHOICES = ("tf", "litert", "onnx", "openvino", "all")
 AGAINST = ("keras", "torch")
 HELP = "inference (and training) images/s of a model in each runtime, as ratios to its peers"
-EPILOG = """Every contender runs once per round, the order rotated between rounds, all in this process;
-ratios are taken within a round and printed as median [min-max] over rounds. MFU is the
+EPILOG = """Every contender runs once per round, the order rotated between rounds, all in this process
+(the torch peers in a PyTorch worker process that runs only in its turns); ratios are taken
+within a round and printed as median [min-max] over rounds. MFU is the
 model's FLOP/s over a square matmul's FLOP/s measured in the same rounds. --precision auto
 measures fp32 against mixed_bfloat16 once per model, batch and machine, and caches the answer.
 
 examples:
   kerasarch benchmark resnet50 --batch-size 16              kerasarch vs keras.applications ResNet50
   kerasarch benchmark mobilenet_v2 --runtime all            which runtime is fastest here
-  kerasarch benchmark resnet18 --precision auto --against torch"""
+  kerasarch benchmark resnet18 --precision auto --against torch --torch-python ~/torch/bin/python"""
 
 
 def _cmd_benchmark(args: argparse.Namespace) -> int:
@@ -32,7 +33,7 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     result = benchmark.benchmark(
         args.model, batch_size=args.batch_size, precision=args.precision, runtime=args.runtime,
         against=args.against, rounds=args.rounds, image_size=args.image_size,
-        target_seconds=args.seconds, progress=not args.no_progress,
+        target_seconds=args.seconds, progress=not args.no_progress, torch_python=args.torch_python,
     )
     print(benchmark.format_result(result))
     if args.json:
@@ -54,7 +55,11 @@ def add_parser(sub, helps: dict[str, str]) -> None:
                         help="tf (inference and training), litert, onnx, openvino, or all of them "
                         "(onnx, openvino: the `runtimes` extra)")
     parser.add_argument("--against", default="keras", choices=AGAINST,
-                        help="peer: the keras.applications twin, or torchvision / timm (needs PyTorch)")
+                        help="peer: the keras.applications twin, or torchvision / timm in fp32 and bf16 "
+                        "(needs a python with PyTorch: --torch-python)")
+    parser.add_argument("--torch-python", default=None, metavar="PATH",
+                        help="with --against torch: a python that has torch and torchvision (default: "
+                        "$KERASARCH_TORCH_PYTHON, else this python if they are installed here)")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved timed rounds")
     parser.add_argument("--image-size", type=int, default=None,
                         help="square input size (default: the model's native size)")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import re
 import subprocess
 import sys
@@ -10,7 +12,7 @@ import sys
 import pytest
 
 from kerasarch import cli_bench
-from kerasarch.benchmark import core, precision, timing
+from kerasarch.benchmark import core, precision, timing, torch_peer, torch_worker
 
 
 def test_spread_median_minmax_and_quartiles():
@@ -60,6 +62,23 @@ def test_interleave_rotates_the_order_and_divides_work_by_time():
         timing.interleave(contenders, rounds=0)
     with pytest.raises(ValueError, match="differ"):
         timing.interleave([contenders[0], contenders[0]], rounds=1)
+
+
+def test_interleave_takes_calls_and_seconds_from_a_contender_timed_elsewhere():
+    asked = []
+
+    def measure(seconds):
+        asked.append(seconds)
+        return 8, 2.0  # 8 calls in 2 s, as the other process measured them
+
+    elsewhere = timing.Contender("elsewhere", None, work=4, measure=measure)
+    here = timing.Contender("here", lambda: None, work=1)
+    rates = timing.interleave([here, elsewhere], rounds=3, target_seconds=0.01)
+    assert rates["elsewhere"] == [16.0, 16.0, 16.0] and asked == [0.01] * 3  # never calibrated
+    with pytest.raises(ValueError, match="exactly one"):
+        timing.Contender("both", lambda: None, 1, measure=measure)
+    with pytest.raises(ValueError, match="exactly one"):
+        timing.Contender("neither", None, 1)
 
 
 def test_cli_choices_match_the_library():
@@ -125,11 +144,207 @@ def test_benchmark_cli_prints_ratios_spread_and_mfu(tmp_path):
     assert report["machine"]["cores"] >= 1 and report["flops_per_image"] > 0
 
 
-def test_benchmark_cli_against_torch_without_pytorch(monkeypatch, capsys):
-    from kerasarch import cli
-    from kerasarch.benchmark import runners
+# The PyTorch peer. This environment has no PyTorch: the worker's protocol loop runs here with
+# a numpy model, and its process runs under a stand-in `torch` / `torchvision` written below
+# (numpy-backed, on the worker's path only), through the same code path as the real libraries.
 
-    monkeypatch.setattr(runners, "torch_available", lambda: False)
+FAKE_TORCH = '''
+import contextlib, os
+import numpy as np
+
+__version__ = "0.0+fake"
+bfloat16 = "bfloat16"
+
+
+class Tensor(np.ndarray):
+    def view(self, *shape):
+        return self.reshape(shape) if shape and isinstance(shape[0], int) else super().view(*shape)
+
+    def permute(self, *axes):
+        return self.transpose(axes)
+
+    def float(self):
+        return self.astype(np.float32)
+
+    def numpy(self):
+        return np.asarray(self)
+
+
+def tensor(data):
+    return np.asarray(data, np.float32).view(Tensor)
+
+
+def from_numpy(array):
+    return array.view(Tensor)
+
+
+def set_num_threads(count):
+    with open(os.environ["FAKE_TORCH_LOG"], "a") as log:
+        log.write(f"threads {count}\\n")
+
+
+def inference_mode():
+    return contextlib.nullcontext()
+
+
+def autocast(device, dtype, enabled=True):
+    return contextlib.nullcontext()
+'''
+
+FAKE_TORCHVISION = '''
+__version__ = "0.0+fake"
+'''
+
+FAKE_TORCHVISION_MODELS = '''
+import time
+
+
+class Mean:
+    def eval(self):
+        return self
+
+    def __call__(self, images):
+        time.sleep(0.002)
+        return images.mean(axis=(2, 3))
+
+
+def list_models(module=None):
+    return ["lenet5"]
+
+
+def get_model(name):
+    return Mean()
+'''
+
+
+@pytest.fixture
+def fake_torch_python(tmp_path, monkeypatch):
+    """A "python with PyTorch": this python, with the stand-in torch on its path (a shell wrapper)."""
+    site = tmp_path / "site"
+    (site / "torch").mkdir(parents=True)
+    (site / "torchvision" / "models").mkdir(parents=True)
+    (site / "torch" / "__init__.py").write_text(FAKE_TORCH)
+    (site / "torchvision" / "__init__.py").write_text(FAKE_TORCHVISION + "from torchvision import models\n")
+    (site / "torchvision" / "models" / "__init__.py").write_text(FAKE_TORCHVISION_MODELS)
+    wrapper = tmp_path / "bin" / "python"
+    wrapper.parent.mkdir()
+    wrapper.write_text(f'#!/bin/sh\nPYTHONPATH="{site}" exec "{sys.executable}" "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("FAKE_TORCH_LOG", str(tmp_path / "torch.log"))
+    monkeypatch.delenv(torch_peer.ENV, raising=False)
+    return wrapper
+
+
+def test_worker_protocol_loop_loads_runs_and_refuses():
+    made = []
+
+    def make(name, batch_size, height, width, precision, threads):
+        if name != "tiny":
+            return None
+        made.append((batch_size, height, width, precision, threads))
+        return lambda: made.append("call")
+
+    now = [0.0]
+
+    def clock():
+        now[0] += 0.25  # each reading a quarter second later
+        return now[0]
+
+    lines = [json.dumps(r) for r in (
+        {"cmd": "load", "id": "a", "model": "tiny", "batch_size": 2, "height": 8, "width": 9,
+         "precision": "bf16", "threads": 3},
+        {"cmd": "run", "id": "a", "seconds": 1.0},
+        {"cmd": "load", "id": "b", "model": "nope", "batch_size": 1, "height": 8, "width": 8},
+        {"cmd": "load", "id": "c", "model": "tiny", "batch_size": 0, "height": 8, "width": 8},
+        {"cmd": "run", "id": "b", "seconds": 1.0},
+        {"cmd": "unload", "id": "a"},
+        {"cmd": "run", "id": "a", "seconds": 1.0},
+        {"cmd": "dance"},
+        {"cmd": "quit"},
+        {"cmd": "run", "id": "a", "seconds": 1.0},  # after quit: never read
+    )] + ["not json"]
+    out = io.StringIO()
+    torch_worker.serve(lines, out, make, clock)
+    replies = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert len(replies) == 9
+    assert replies[0] == {"ok": True, "id": "a", "seconds": 0.25}
+    assert made[:3] == [(2, 8, 9, "bf16", 3), "call", "call"]  # built, then warmed up twice
+    # the clock advances 0.25 per reading: calls until 1.0 s measured in the worker
+    assert replies[1] == {"ok": True, "id": "a", "calls": 4, "seconds": 1.0}
+    assert replies[2] == {"ok": False, "error": "unknown_model",
+                          "message": "torchvision / timm have no model named 'nope'."}
+    assert replies[3]["error"] == "ValueError" and "batch_size" in replies[3]["message"]
+    assert "No model loaded as 'b'" in replies[4]["message"]
+    assert replies[5] == {"ok": True, "id": "a"}
+    assert not replies[6]["ok"] and "No model loaded as 'a'" in replies[6]["message"]
+    assert "Unknown command 'dance'" in replies[7]["message"]
+    assert replies[8] == {"ok": True, "quit": True}
+
+
+def test_torch_worker_process_times_a_contender_and_always_ends(fake_torch_python, tmp_path):
+    with torch_peer.TorchWorker(str(fake_torch_python), threads=3) as worker:
+        assert worker.versions == {"torch": "0.0+fake", "torchvision": "0.0+fake", "timm": None}
+        note = worker.load("x", "resnet999", 2, 16, 16, "fp32")
+        assert note == "torchvision / timm have no model named 'resnet999'."
+        assert worker.load("fp32", "lenet5", 2, 16, 16, "fp32") is None
+        local = timing.Contender("local", lambda: None, work=2)
+        rates = timing.interleave([local, worker.contender("torch", "fp32", 2)], rounds=2,
+                                  target_seconds=0.05)
+        # ~2 ms a call in the worker, 2 images a call: about 1,000 images/s, measured there
+        assert len(rates["torch"]) == 2 and all(10 < r < 1000 for r in rates["torch"])
+        process = worker.process
+    assert process.returncode == 0  # quit, not killed
+    assert (tmp_path / "torch.log").read_text() == "threads 3\n"
+    with pytest.raises(KeyboardInterrupt):
+        with torch_peer.TorchWorker(str(fake_torch_python)) as worker:
+            # its own process group: a Ctrl-C in the terminal reaches the parent, which ends it
+            assert os.getpgid(worker.process.pid) != os.getpgid(0)
+            raise KeyboardInterrupt
+    assert worker.process.poll() is not None  # ended on the way out
+    with pytest.raises(RuntimeError, match="exited"):
+        worker.measure("fp32", 0.1)
+
+
+def test_benchmark_cli_against_torch_in_a_worker_process(fake_torch_python, tmp_path):
+    out = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "kerasarch", "benchmark", "lenet5", "--against", "torch", "--torch-python",
+         str(fake_torch_python), "--rounds", "2", "--seconds", "0.05", "--no-progress", "--json", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"torch lenet5 fp32\s+reference\s+[\d.]+ \[", done.stdout)
+    assert re.search(r"torch lenet5 bf16\s+[\d.]+x \[[\d.]+-[\d.]+\]", done.stdout)
+    assert re.search(r"kerasarch tf fp32\s+[\d.]+x \[", done.stdout)
+    assert "in a separate process" in done.stdout and "0.0+fake" in done.stdout
+    rows = {row["name"]: row for row in json.loads(out.read_text())["rows"]}
+    bf16 = rows["torch lenet5 bf16"]
+    assert bf16["runtime"] == "torch" and bf16["role"] == "peer" and bf16["rate"]["rounds"] == 2
+    threads = (tmp_path / "torch.log").read_text().split()
+    assert threads[0] == "threads" and int(threads[1]) >= 1  # TensorFlow's count, passed on
+
+
+def test_benchmark_against_torch_names_every_way_to_find_pytorch(monkeypatch, capsys):
+    from kerasarch import cli
+
+    monkeypatch.delenv(torch_peer.ENV, raising=False)
+    monkeypatch.setattr(torch_peer, "installed_here", lambda: False)
     assert cli.main(["benchmark", "lenet5", "--against", "torch"]) == 2
     error = capsys.readouterr().err
-    assert "--against" in error and "PyTorch" in error
+    assert "--against" in error and "--torch-python" in error and torch_peer.ENV in error
+    assert "install them in this environment" in error
+    monkeypatch.setenv(torch_peer.ENV, "/nonexistent/python")
+    assert cli.main(["benchmark", "lenet5", "--against", "torch"]) == 2
+    assert f"Invalid value for {torch_peer.ENV}: '/nonexistent/python' is not an executable" in \
+        capsys.readouterr().err
+
+
+def test_torch_python_without_pytorch_is_refused(capsys):
+    if torch_peer.installed_here():
+        pytest.skip("this python has PyTorch")
+    from kerasarch import cli
+
+    assert cli.main(["benchmark", "lenet5", "--against", "torch", "--torch-python", sys.executable]) == 2
+    error = capsys.readouterr().err
+    assert "Invalid value for --torch-python: torch and torchvision do not import in" in error
+    assert "ModuleNotFoundError" in error

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
 import tempfile
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kerasarch.benchmark import runners, timing
+from kerasarch.benchmark import runners, timing, torch_peer
 from kerasarch.extras import MissingExtraError
 
 PRECISIONS = ("fp32", "bf16", "auto")
@@ -74,10 +75,6 @@ def _check(name: str, batch_size: int, precision: str, runtime: str, against: st
     for argument, value in (("batch_size", batch_size), ("rounds", rounds)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"Invalid value for argument `{argument}`: {value!r}. Expected an integer >= 1.")
-    if against == "torch" and not runners.torch_available():
-        raise ValueError("Invalid value for argument `against`: 'torch', but PyTorch and torchvision "
-                         "are not importable here (kerasarch never depends on them); install them "
-                         "or use --against keras.")
 
 
 class _Plan:
@@ -90,9 +87,10 @@ class _Plan:
         self.notes: list[str] = []
 
     def add(self, name: str, predict, role: str, runtime: str, precision: str, kind: str = "inference",
-            run=None, work: float | None = None) -> None:
-        run = run or (lambda: predict(self.images))
-        self.contenders.append(timing.Contender(name, run, work or self.batch_size, kind))
+            run=None, work: float | None = None, measure=None) -> None:
+        if measure is None:
+            run = run or (lambda: predict(self.images))
+        self.contenders.append(timing.Contender(name, run, work or self.batch_size, kind, measure))
         self.rows[name] = {"role": role, "runtime": runtime, "precision": precision, "kind": kind}
 
 
@@ -123,25 +121,33 @@ def _kerasarch_runtimes(plan: _Plan, name: str, base, runtimes, precision: str, 
                      run=runners.tf_train_step(trained, plan.images))
 
 
-def _peers(plan: _Plan, name: str, image_size, precision: str, against: str, training: bool) -> None:
+def _peers(plan: _Plan, name: str, image_size, precision: str, training: bool) -> None:
     for chosen in dict.fromkeys((precision, "fp32")):
-        if against == "keras":
-            pair = runners.twin(name, image_size, chosen)
-            if pair is None:
-                continue
-            label = f"{runners.twin_label(name)} {chosen}"
-            plan.add(label, runners.tf_predict(*pair), "peer", "tf", chosen)
-            if training and chosen == precision:
-                plan.add(f"{label} training", None, "peer", "tf", chosen, "training",
-                         run=runners.tf_train_step(pair[0], plan.images, pair[1]))
-        else:
-            predict = runners.torch_predict(name, image_size, chosen)
-            if predict is None:
-                plan.notes.append(f"torchvision / timm have no model named {name!r}.")
-                return
-            plan.add(f"torch {name} {chosen}", predict, "peer", "torch", chosen)
-    if not any(r["role"] == "peer" for r in plan.rows.values()) and against == "keras":
+        pair = runners.twin(name, image_size, chosen)
+        if pair is None:
+            continue
+        label = f"{runners.twin_label(name)} {chosen}"
+        plan.add(label, runners.tf_predict(*pair), "peer", "tf", chosen)
+        if training and chosen == precision:
+            plan.add(f"{label} training", None, "peer", "tf", chosen, "training",
+                     run=runners.tf_train_step(pair[0], plan.images, pair[1]))
+    if not any(r["role"] == "peer" for r in plan.rows.values()):
         plan.notes.append(f"{name} declares no keras.applications twin: ratios are to kerasarch tf fp32.")
+
+
+def _torch_peers(plan: _Plan, worker: torch_peer.TorchWorker, name: str, image_size) -> None:
+    """The torchvision / timm model of this name in fp32 and bf16 (autocast), timed by the worker."""
+    height, width, _ = runners.input_shape(name, image_size)
+    versions = ", ".join(f"{k} {v}" for k, v in worker.versions.items() if v)
+    plan.notes.append(f"torch peers: {versions}, {worker.threads} threads, in a separate process "
+                      f"({worker.python}), timed there, alternating with the others round by round.")
+    for chosen in ("fp32", "bf16"):
+        note = worker.load(chosen, name, plan.batch_size, height, width, chosen)
+        if note is not None:
+            plan.notes += [note] if note not in plan.notes else []  # an unknown name: once
+            continue
+        plan.add(f"torch {name} {chosen}", None, "peer", "torch", chosen,
+                 measure=lambda seconds, key=chosen: worker.measure(key, seconds))
 
 
 def benchmark(
@@ -155,15 +161,16 @@ def benchmark(
     target_seconds: float = 0.5,
     matmul_size: int = 2048,
     progress: bool = True,
+    torch_python: str | None = None,
 ) -> BenchmarkResult:
     """Measures a kerasarch model's images/s beside its peers, interleaved round by round.
 
     Contenders: the model in each runtime asked for (and its training step for `"tf"`), its
     keras.applications twin (`against="keras"`, where the model declares one) or the
-    torchvision / timm model of the same name (`against="torch"`, where PyTorch is
-    importable), and a `matmul_size` square matrix product per precision, the yardstick of
-    model FLOP utilization (MFU). Random weights and random pixels; speed does not depend
-    on them.
+    torchvision / timm model of the same name in fp32 and bf16 (`against="torch"`, run by a
+    python that has PyTorch, in a separate process: `torch_peer`), and a `matmul_size`
+    square matrix product per precision, the yardstick of model FLOP utilization (MFU).
+    Random weights and random pixels; speed does not depend on them.
 
     Args:
         name: A registered model name.
@@ -177,20 +184,33 @@ def benchmark(
         target_seconds: About how long each contender runs per round.
         matmul_size: Side of the yardstick matrix product.
         progress: Show a progress bar on stderr.
+        torch_python: For `against="torch"`: a python with torch and torchvision; default
+            `$KERASARCH_TORCH_PYTHON`, else this python if they are installed here.
 
     Returns:
         The `BenchmarkResult`.
 
     Raises:
-        ValueError: Bad arguments, or `against="torch"` without PyTorch.
+        ValueError: Bad arguments, or `against="torch"` without a python that has PyTorch.
         MissingExtraError: A single runtime asked for whose package is not installed.
     """
+    _check(name, batch_size, precision, runtime, against, rounds)
+    with contextlib.ExitStack() as stack:
+        worker = None
+        if against == "torch":  # first: a missing PyTorch fails before anything is built
+            python, source = torch_peer.find_python(torch_python)
+            worker = stack.enter_context(torch_peer.TorchWorker(python, source, torch_peer.tf_threads()))
+        return _measure(name, batch_size, precision, runtime, against, rounds, image_size, target_seconds,
+                        matmul_size, progress, worker)
+
+
+def _measure(name, batch_size, precision, runtime, against, rounds, image_size, target_seconds,
+             matmul_size, progress, worker) -> BenchmarkResult:
     from tqdm.auto import tqdm
 
     from kerasarch import analysis
     from kerasarch.benchmark.precision import best_precision
 
-    _check(name, batch_size, precision, runtime, against, rounds)
     shape = runners.input_shape(name, image_size)
     resolved = best_precision(name, batch_size, image_size) if precision == "auto" else precision
     runtimes = runners.RUNTIMES if runtime == "all" else (runtime,)
@@ -202,7 +222,10 @@ def benchmark(
     flops = analysis.flops(base)
     with tempfile.TemporaryDirectory() as tmp:
         _kerasarch_runtimes(plan, name, base, runtimes, resolved, image_size, Path(tmp))
-        _peers(plan, name, image_size, resolved, against, training="tf" in runtimes)
+        if worker is not None:
+            _torch_peers(plan, worker, name, image_size)
+        else:
+            _peers(plan, name, image_size, resolved, training="tf" in runtimes)
         peers = [n for n, r in plan.rows.items() if r["role"] == "peer" and r["kind"] == "inference"]
         reference = next((n for n in peers if n.endswith(" fp32")), "kerasarch tf fp32")
         if reference not in plan.rows:

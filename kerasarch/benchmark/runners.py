@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import importlib.util
 import os
 import platform
 import warnings
@@ -164,40 +163,6 @@ def runtime_precisions(runtime: str) -> tuple[str, ...]:
 
         return ("fp32", "bf16") if bf16_supported() else ("fp32",)
     return ("fp32",)
-
-
-def torch_available() -> bool:
-    """Whether PyTorch and torchvision can be imported (never a kerasarch dependency)."""
-    return all(importlib.util.find_spec(m) is not None for m in ("torch", "torchvision"))
-
-
-def torch_predict(name: str, image_size: int | None, precision: str = "fp32") -> Predict | None:
-    """The torchvision (else timm) model of this name with ImageNet normalization, or None.
-
-    Inputs are NHWC float32 pixels as the other runtimes take them; the transpose and the
-    normalization are timed with the model, as kerasarch's in-graph preprocessing is.
-    """
-    import torch
-    import torchvision
-
-    builder = getattr(torchvision.models, name, None)
-    if builder is None and importlib.util.find_spec("timm") is not None:
-        import timm
-
-        builder = (lambda: timm.create_model(name)) if name in timm.list_models() else None
-    if builder is None:
-        return None
-    model = builder().eval()
-    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1) * 255
-    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1) * 255
-    height, width, _ = input_shape(name, image_size)
-
-    def predict(images: np.ndarray) -> np.ndarray:
-        with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=precision == "bf16"):
-            pixels = torch.from_numpy(images).permute(0, 3, 1, 2)
-            return model((pixels - mean) / std).float().numpy()
-
-    return predict
 
 
 def matmul(precision: str, size: int = 2048) -> Callable[[], object]:

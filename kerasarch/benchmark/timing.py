@@ -61,12 +61,22 @@ class Spread:
 
 @dataclasses.dataclass
 class Contender:
-    """One thing timed: `run()` does `work` units of work (images, FLOPs) per call."""
+    """One thing timed: `run()` does `work` units of work (images, FLOPs) per call.
+
+    A contender timed elsewhere (the PyTorch worker, another process) gives `measure`
+    instead of `run`: `measure(seconds)` works for about that long and returns `(calls,
+    seconds)` as it measured them; `interleave` then neither calibrates nor times it.
+    """
 
     name: str
-    run: Callable[[], object]
+    run: Callable[[], object] | None
     work: float
     kind: str = "inference"
+    measure: Callable[[float], tuple[int, float]] | None = None
+
+    def __post_init__(self):
+        if (self.run is None) == (self.measure is None):
+            raise ValueError(f"Contender {self.name!r}: give exactly one of `run` and `measure`.")
 
 
 def calibrate(run: Callable[[], object], target_seconds: float, warmup: int = 2,
@@ -110,16 +120,19 @@ def interleave(
     names = [c.name for c in contenders]
     if len(set(names)) != len(names):
         raise ValueError(f"Contender names must differ; got {names}.")
-    calls = {c.name: calibrate(c.run, target_seconds, clock=clock) for c in contenders}
+    calls = {c.name: calibrate(c.run, target_seconds, clock=clock) for c in contenders if c.run}
     rates: dict[str, list[float]] = {name: [] for name in names}
     for index in range(rounds):
         shift = index % max(1, len(contenders))
         for contender in [*contenders[shift:], *contenders[:shift]]:
-            start = clock()
-            for _ in range(calls[contender.name]):
-                contender.run()
-            seconds = max(clock() - start, 1e-12)
-            rates[contender.name].append(contender.work * calls[contender.name] / seconds)
+            if contender.measure is not None:
+                done, seconds = contender.measure(target_seconds)
+            else:
+                done, start = calls[contender.name], clock()
+                for _ in range(done):
+                    contender.run()
+                seconds = clock() - start
+            rates[contender.name].append(contender.work * done / max(seconds, 1e-12))
             if progress is not None:
                 progress()
     return rates
