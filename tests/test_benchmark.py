@@ -11,6 +11,7 @@ import sys
 
 import pytest
 
+import kerasarch
 from kerasarch import cli_bench
 from kerasarch.benchmark import core, precision, timing, torch_peer, torch_worker
 
@@ -348,3 +349,15 @@ def test_torch_python_without_pytorch_is_refused(capsys):
     error = capsys.readouterr().err
     assert "Invalid value for --torch-python: torch and torchvision do not import in" in error
     assert "ModuleNotFoundError" in error
+
+
+def test_every_declared_twin_resolves_to_a_keras_applications_builder():
+    """`--against keras` finds each twin, MobileNetV3Small/Large (package level only) included."""
+    from kerasarch.benchmark import runners
+
+    twins = [n for n in kerasarch.list_models() if kerasarch.model_info(n).twin]
+    assert {"mobilenet_v3_small", "mobilenet_v3_large", "resnet50"} <= set(twins)
+    for name in twins:
+        builder, preprocess = runners.twin_builder(name)
+        assert callable(builder) and callable(preprocess), name
+        assert builder.__name__ == kerasarch.model_info(name).twin.rsplit(".", 1)[1], name

@@ -100,14 +100,26 @@ def twin(name: str, image_size: int | None = None, precision: str = "fp32"):
     Returns:
         `(model, preprocess)`, or None where the variant declares no twin.
     """
+    found = twin_builder(name)
+    if found is None:
+        return None
+    builder, preprocess = found
+    with dtype_policy(precision):
+        model = builder(weights=None, input_shape=input_shape(name, image_size))
+    return model, preprocess
+
+
+def twin_builder(name: str) -> tuple[Callable, Callable] | None:
+    """The keras.applications builder a variant declares as its twin, and its `preprocess_input`."""
     declared = registry.model_info(name).twin
     if not declared:
         return None
     module_name, cls = declared.rsplit(".", 1)
     module = importlib.import_module(f"keras.applications.{module_name}")
-    with dtype_policy(precision):
-        model = getattr(module, cls)(weights=None, input_shape=input_shape(name, image_size))
-    return model, module.preprocess_input
+    # keras.applications.mobilenet_v3 exports only preprocess_input / decode_predictions: the
+    # MobileNetV3Small/Large classes are public at the package level alone
+    builder = getattr(module, cls, None) or getattr(keras.applications, cls)
+    return builder, module.preprocess_input
 
 
 def twin_label(name: str) -> str | None:
