@@ -103,27 +103,78 @@ if FULL_SUITE:
 
 
 # Test modules whose parametrized tests are independent units for pytest-xdist: one group
-# per value of this parameter (a model, a lesson). Every other module is one group, so its
-# module- and session-scoped fixtures (a trained run, the docs site) are made once.
+# per value of this parameter (a model, a lesson). In every other module, the tests that share
+# a module- or session-scoped fixture (a trained run, the docs site), directly or through
+# another fixture, form one group, so the fixture is made once; a test that shares none is a
+# group of its own, so that the two workers can balance the long modules.
 SPLIT_BY = {
     "test_models": "name", "test_weights": "name", "test_notebooks": "source", "test_weights_timm": "name",
 }
+
+
+# xdist hands out groups in collection order, each to the first idle worker: the modules of
+# long tests (notebooks, CLI flows in subprocesses, training runs) go first and the many short
+# registry-suite groups last, so that neither worker is left alone with a long test at the end.
+LONG_FIRST = (
+    "test_notebooks", "test_training", "test_self_training", "test_meta_pseudo_labels",
+    "test_googlenet", "test_docs", "test_export", "test_train_cli", "test_weights",
+    "test_efficientnet", "test_runtimes", "test_cli", "test_head_sizes", "test_weights_timm",
+)
+SHORT_LAST = ("test_models",)
+
+
+def _rank(item) -> int:
+    module = item.module.__name__
+    if module in LONG_FIRST:
+        return LONG_FIRST.index(module)
+    return len(LONG_FIRST) + 1 if module in SHORT_LAST else len(LONG_FIRST)
+
+
+def _shared_fixture_groups(items) -> dict:
+    """item -> a group name: per module, tests joined (union-find) by the module's own
+    wide-scoped fixtures in their fixture closure (a group named after its first test)."""
+    parent = {}
+
+    def find(key):
+        while parent.setdefault(key, key) != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    for item in items:
+        module = item.module.__name__
+        info = getattr(item, "_fixtureinfo", None)
+        for fixture in item.fixturenames:
+            defs = info.name2fixturedefs.get(fixture) if info else None
+            # the module's own fixtures: conftest's and plugins' (tmp_path_factory) are per worker
+            if (defs and defs[-1].scope in ("module", "session", "package", "class")
+                    and defs[-1].baseid == item.nodeid.split("::")[0]):
+                parent[find(("item", item.nodeid))] = find(("fixture", module, fixture))
+    names, groups = {}, {}
+    for item in items:
+        root = find(("item", item.nodeid))
+        names.setdefault(root, f"{item.module.__name__}:{item.name}")
+        groups[item] = names[root]
+    return groups
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items):
     """Puts each test in a pytest-xdist group (`--dist loadgroup`, set in pyproject.toml).
 
-    A group runs in one worker: a module's fixtures are made once, and all the tests of
-    one model run where it was built (tests/test_models.py's build cache is per worker).
+    A group runs in one worker: a module's shared fixtures are made once, and all the tests
+    of one model run where it was built (tests/test_models.py's build cache is per worker).
     Runs before xdist's own hook, which reads the groups.
     """
+    items.sort(key=_rank)  # stable: a module's own order is kept
+    shared = _shared_fixture_groups(items)
     for item in items:
         module = item.module.__name__
-        group = module
         callspec = getattr(item, "callspec", None)
         if module in SPLIT_BY and callspec and SPLIT_BY[module] in callspec.params:
             group = f"{module}:{callspec.params[SPLIT_BY[module]]}"
+        else:
+            group = shared[item]
         item.add_marker(pytest.mark.xdist_group(group))
 
 

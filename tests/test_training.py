@@ -113,7 +113,9 @@ def test_bad_configuration_names_the_field():
 
 # --no-export: the resumed run keeps it from config.json (checked below); the serving export
 # itself is test_run_folder_contents's and test_train_then_export_both_formats_through_the_cli's
-SLOW = ["train", "lenet5", "--epochs", "6", "--batch-size", "2", "--verbose", "2", "--no-export"]
+# batch 2, 250 steps: an epoch lasts long enough (about a second) to be killed in the middle of
+SLOW = ["train", "lenet5", "--epochs", "4", "--batch-size", "2", "--steps-per-epoch", "250",
+        "--verbose", "2", "--no-export"]
 
 
 def test_sigkill_mid_epoch_then_resume(tmp_path):
@@ -127,11 +129,11 @@ def test_sigkill_mid_epoch_then_resume(tmp_path):
     while not (run_dir / "checkpoint" / "epoch-0002.json").exists():
         assert proc.poll() is None and time.time() < deadline, "training ended before epoch 2"
         time.sleep(0.05)
-    time.sleep(0.6)  # into epoch 3 (an epoch of 629 steps takes seconds here)
+    time.sleep(0.4)  # into epoch 3
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     killed_at = run_folder.latest_checkpoint(run_dir)
-    assert killed_at is not None and 2 <= killed_at.epoch < 6
+    assert killed_at is not None and 2 <= killed_at.epoch < 4
     completed = killed_at.epoch
     # no checkpoint file is half-written: every complete-named file is a valid archive
     for path in [*run_dir.glob("checkpoint/epoch-*.keras"), *run_dir.glob("*.keras")]:
@@ -144,15 +146,15 @@ def test_sigkill_mid_epoch_then_resume(tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     output = resumed.stdout + resumed.stderr
     assert "Resuming lenet5 on digits" in output and f"from epoch {completed + 1}" in output
-    assert "Epoch 1/6" not in resumed.stdout and "Epoch 6/6" in resumed.stdout
+    assert "Epoch 1/4" not in resumed.stdout and "Epoch 4/4" in resumed.stdout
     rows = (run_dir / "history.csv").read_text().splitlines()
-    assert len(rows) == 7 and rows[: completed + 1] == rows_before
-    assert [int(r.split(",")[0]) for r in rows[1:]] == list(range(1, 7))  # as the console counts
+    assert len(rows) == 5 and rows[: completed + 1] == rows_before
+    assert [int(r.split(",")[0]) for r in rows[1:]] == list(range(1, 5))  # as the console counts
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["resumed_from_epoch"] == completed
     assert not list(run_dir.rglob(".*.tmp-*"))
     assert "serving" not in metrics and not (run_dir / "serving").exists()
-    assert f"No serving export (--no-export): `kerasarch export {run_dir}`" in resumed.stdout
+    assert f"No serving export (--no-export): `kerasarch export {run_dir}`" in output
 
 
 class _PoisonWeights(keras.callbacks.Callback):
