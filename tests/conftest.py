@@ -12,6 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# One TensorFlow compute thread per test process (xdist worker, CLI subprocess, notebook
+# kernel: they inherit it), read when TensorFlow makes its context. With `-n 2` on two cores,
+# each process's default pool of one thread per core oversubscribes the machine and its
+# threads spin while they wait: tests/test_weights.py took 120 s with the default and 102 s
+# with this. The inter-op pool keeps its default (collectives need concurrent ops).
+os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("KERASARCH_SHARED_DATA", ROOT.parent / "shared" / "data"))
 ARTIFACTS = ROOT / "build" / "test-artifacts"
@@ -112,7 +119,8 @@ SPLIT_BY = {
 }
 
 
-# xdist hands out groups in collection order, each to the first idle worker: the modules of
+# xdist hands out groups in collection order (`--no-loadscope-reorder` in pyproject.toml; by
+# default it would sort them by their number of tests), each to the next idle worker: the modules of
 # long tests (notebooks, CLI flows in subprocesses, training runs) go first and the many short
 # registry-suite groups last, so that neither worker is left alone with a long test at the end.
 LONG_FIRST = (
