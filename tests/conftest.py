@@ -12,13 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-# One TensorFlow compute thread per test process (xdist worker, CLI subprocess, notebook
-# kernel: they inherit it), read when TensorFlow makes its context. With `-n 2` on two cores,
-# each process's default pool of one thread per core oversubscribes the machine and its
-# threads spin while they wait: tests/test_weights.py took 120 s with the default and 102 s
-# with this. The inter-op pool keeps its default (collectives need concurrent ops).
-os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
-
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("KERASARCH_SHARED_DATA", ROOT.parent / "shared" / "data"))
 ARTIFACTS = ROOT / "build" / "test-artifacts"
