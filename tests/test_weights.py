@@ -18,6 +18,7 @@ import pytest
 import kerasarch
 from kerasarch import download, registry
 from kerasarch import weights as weights_lib
+from kerasarch.benchmark import runners
 
 from conftest import COVERED_BY, forward, raw_images
 from legacy_h5 import keras2_name_counters, save_legacy_weights, write_legacy_layers
@@ -29,12 +30,9 @@ def twins() -> dict[str, str]:
 
 
 def twin_of(spec: str):
-    """The keras.applications builder and preprocess function a twin spec names."""
-    module_name, class_name = spec.split(".")
-    module = getattr(keras.applications, module_name)
-    # keras.applications.mobilenet_v3 exports only preprocess_input; its builders are top-level.
-    builder = getattr(module, class_name, None) or getattr(keras.applications, class_name)
-    return builder, module.preprocess_input
+    """The keras.applications builder and preprocess function a twin spec names (as the benchmark
+    finds them)."""
+    return runners.keras_application(spec)
 
 
 TWINS = twins()

@@ -112,9 +112,12 @@ def twin(name: str, image_size: int | None = None, precision: str = "fp32"):
 def twin_builder(name: str) -> tuple[Callable, Callable] | None:
     """The keras.applications builder a variant declares as its twin, and its `preprocess_input`."""
     declared = registry.model_info(name).twin
-    if not declared:
-        return None
-    module_name, cls = declared.rsplit(".", 1)
+    return keras_application(declared) if declared else None
+
+
+def keras_application(spec: str) -> tuple[Callable, Callable]:
+    """The builder and `preprocess_input` a twin spec (`"module.Class"`) names in keras.applications."""
+    module_name, cls = spec.rsplit(".", 1)
     module = importlib.import_module(f"keras.applications.{module_name}")
     # keras.applications.mobilenet_v3 exports only preprocess_input / decode_predictions: the
     # MobileNetV3Small/Large classes are public at the package level alone
