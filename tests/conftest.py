@@ -57,6 +57,29 @@ def forward(model, images) -> np.ndarray:
     return keras.ops.convert_to_numpy(model(images, training=False))
 
 
+class VariablesCreatedWhileTracing(list):
+    """Names of the variables created inside a `tf.function` trace within the `with` block.
+
+    TensorFlow traces a function again when its first trace created variables, so a train
+    step that creates none is traced once.
+    """
+
+    def __enter__(self):
+        import tensorflow as tf
+
+        def record(next_creator, **kwargs):
+            if tf.inside_function():
+                self.append(kwargs.get("name"))
+            return next_creator(**kwargs)
+
+        self._scope = tf.variable_creator_scope(record)
+        self._scope.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self._scope.__exit__(*exc)
+
+
 @pytest.fixture(scope="session")
 def artifacts() -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

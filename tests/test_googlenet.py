@@ -21,6 +21,8 @@ from kerasarch import export, heads
 from kerasarch.models import googlenet as family
 from kerasarch.train import model_setup
 
+from conftest import VariablesCreatedWhileTracing
+
 
 def _trainable(model: keras.Model) -> int:
     return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
@@ -96,11 +98,15 @@ def test_one_training_step_with_the_weighted_three_loss_objective(aux_model):
     keras.utils.set_random_seed(1)
     model = keras.models.clone_model(aux_model)
     model.compile(optimizer=keras.optimizers.SGD(0.0), **model_setup.objective(model, 5))
+    model_setup.build_training_state(model)  # what the trainer does: one trace of the step
     images = np.random.default_rng(0).uniform(0, 255, (4, 64, 64, 3)).astype("float32")
     labels = keras.utils.to_categorical([0, 1, 2, 3], 5)
     batch = tf.data.Dataset.from_tensors((images, labels))
-    logs = model.fit(model_setup.fit_targets(model, batch), epochs=1, verbose=0,
-                     callbacks=[model_setup.MainOutputLogs()]).history
+    with VariablesCreatedWhileTracing() as created:
+        logs = model.fit(model_setup.fit_targets(model, batch), epochs=1, verbose=0,
+                         callbacks=[model_setup.MainOutputLogs()]).history
+    assert created == []  # the three losses' trackers and the optimizer's slots existed already
+    # and the placeholder prediction that built them left no trace in the logged losses:
     main, aux1, aux2 = (logs[f"{n}_loss"][0] for n in model.output_names)
     assert logs["loss"][0] == pytest.approx(main + 0.3 * (aux1 + aux2), rel=1e-4)
     assert "top1" in logs and logs["top1"] == logs["predictions_top1"]

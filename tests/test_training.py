@@ -21,7 +21,7 @@ from kerasarch import train
 from kerasarch.train import config as train_config
 from kerasarch.train import recipes, run_folder, schedules
 
-from conftest import ROOT
+from conftest import ROOT, VariablesCreatedWhileTracing
 
 
 def _run(args, cwd, timeout=600, env=None):
@@ -596,6 +596,17 @@ def test_multiworker_two_processes_match_a_single_process_run(tmp_path):
     # the first epoch sees the same 12 global batches from the same initial weights
     assert multi_loss[0] == pytest.approx(single_loss[0], rel=2e-3)
     assert multi_loss[1] < multi_loss[0] and single_loss[1] < single_loss[0]
+
+
+def test_the_train_step_is_traced_once(tmp_path):
+    # On one device Keras would create the optimizer's and the metrics' variables inside the
+    # first trace of the train step, and TensorFlow would then trace it twice.
+    with VariablesCreatedWhileTracing() as created:
+        result = train.fit(epochs=1, steps_per_epoch=2, run_dir=str(tmp_path / "run"), verbose=0,
+                           export=False)
+    assert created == []
+    history = (result.run_dir / "history.csv").read_text().splitlines()
+    assert len(history) == 2  # and the run trained as usual
 
 
 def test_jit_compiles_the_train_step_with_xla(tmp_path):
