@@ -465,18 +465,24 @@ def test_cli_export_both_formats(model, tmp_path):
     assert 0 < tflite.stat().st_size < float_size / 2  # int8 weights: about a quarter
 
 
-@pytest.mark.parametrize("quantization", ["float32", "float16"])
-def test_litert_agrees_with_keras_on_real_photos(quantization, tmp_path):
+@pytest.fixture(scope="module")
+def photos_through_keras():
+    """ResNet-18, the shared real photos as its eval transform gives them, and its top-1."""
     files = sorted((shared_data_or_skip() / "photos").glob("n0*.JPEG"))
     keras.utils.set_random_seed(0)
     model = kerasarch.resnet18()
     pixels = np.stack([transforms.eval_transform_encoded(tf.constant(f.read_bytes()), 224).numpy()
                        for f in files])
-    expected = model.predict(pixels, verbose=0).argmax(-1)
+    return model, pixels, model.predict(pixels, verbose=0).argmax(-1)
+
+
+@pytest.mark.parametrize("quantization", ["float32", "float16"])
+def test_litert_agrees_with_keras_on_real_photos(quantization, photos_through_keras, tmp_path):
+    model, pixels, expected = photos_through_keras
     path = export.litert(model, tmp_path / f"resnet18-{quantization}.tflite", quantization)
     agreement = np.mean(_run_litert(path, pixels).argmax(-1) == expected)
     print(f"resnet18 {quantization}: {path.stat().st_size / 2**20:.1f} MiB, "
-          f"top-1 agreement {agreement:.2%} on {len(files)} photos")
+          f"top-1 agreement {agreement:.2%} on {len(pixels)} photos")
     assert agreement >= 0.99
 
 
