@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -288,10 +289,13 @@ def test_resume_with_only_epochs_repeats_an_uninterrupted_run(tmp_path):
     extended, straight = tmp_path / "extended", tmp_path / "straight"
     first = _run([*README_FIRST, "--run-dir", str(extended)], cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
-    refused = _run(["train", "lenet5", "--epochs", "4", "--lr", "0.01", "--run-dir", str(extended)],
-                   cwd=tmp_path)
+    refused = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "kerasarch", "train", "lenet5", "--epochs", "4",
+         "--lr", "0.01", "--run-dir", str(extended)], cwd=tmp_path, capture_output=True, text=True)
     assert refused.returncode == 2
     assert "--lr" in refused.stderr and "0.002" in refused.stderr and "0.01" in refused.stderr
+    # refused at once: before TensorFlow's import, the seconds of a run's start
+    assert not re.search(r"\|\s+tensorflow$", refused.stderr, flags=re.M)
     second = _run(["train", "lenet5", "--epochs", "4", "--verbose", "2", "--run-dir", str(extended)],
                   cwd=tmp_path)
     assert second.returncode == 0, second.stderr[-3000:]

@@ -236,11 +236,17 @@ def flops(model) -> int:
     """FLOPs of one image through `model` at its input size (`kerasarch.analysis.flops`).
 
     TensorFlow's profiler counts the built graph, multiply-adds x2, normalization,
-    additions and the in-graph preprocessing included; see `kerasarch.analysis`.
+    additions and the in-graph preprocessing included; see `kerasarch.analysis`. Counted
+    once per model: pages that show two blocks of one model share the figure.
     """
-    from kerasarch import analysis
+    if id(model) not in _FLOPS:
+        from kerasarch import analysis
 
-    return analysis.flops(model)
+        _FLOPS[id(model)] = analysis.flops(model)
+    return _FLOPS[id(model)]
+
+
+_FLOPS: dict[int, int] = {}  # id(model) -> FLOPs; `built_model` keeps the models alive
 
 
 def _shape(tensor) -> str:
