@@ -226,27 +226,42 @@ def stage_table(patterns: list[str]) -> str:
 
 @functools.cache
 def built_model(name: str):
-    """The registered model `name`, built once per process with its default arguments."""
+    """The registered model `name` with its default arguments, built once per process as a graph.
+
+    The site shows structure only (layers, shapes, parameter counts; `flops` gives the one
+    figure that needs a computation), so the variables are created without values under
+    `keras.StatelessScope(initialize_variables=False)`, a fraction of a full build's cost.
+    Keras would initialize such variables when the next stateless scope closes, so the
+    session is cleared right after the build.
+    """
+    import keras
+
     import kerasarch
 
-    return kerasarch.get_model(name)
+    with keras.StatelessScope(initialize_variables=False):
+        model = kerasarch.get_model(name)
+    keras.backend.clear_session()
+    return model
 
 
-def flops(model) -> int:
-    """FLOPs of one image through `model` at its input size (`kerasarch.analysis.flops`).
+@functools.cache
+def flops(name: str) -> int:
+    """FLOPs of one image through the registered model `name` at its native input size.
 
-    TensorFlow's profiler counts the built graph, multiply-adds x2, normalization,
-    additions and the in-graph preprocessing included; see `kerasarch.analysis`. Counted
-    once per model: pages that show two blocks of one model share the figure.
+    `kerasarch compare` measured them with `kerasarch.analysis.flops` (TensorFlow's profiler
+    on the built graph: multiply-adds x2, normalization, additions and the in-graph
+    preprocessing included) and committed them in benchmarks/results/compare.json, whose
+    currency tests/test_analysis.py checks; the site reads that figure while it describes
+    the registered model (same parameter count, same native size), and measures it here
+    otherwise.
     """
-    if id(model) not in _FLOPS:
-        from kerasarch import analysis
+    from kerasarch import comparison, registry
 
-        _FLOPS[id(model)] = analysis.flops(model)
-    return _FLOPS[id(model)]
-
-
-_FLOPS: dict[int, int] = {}  # id(model) -> FLOPs; `built_model` keeps the models alive
+    info = registry.model_info(name)
+    entry = comparison.load(comparison.RESULTS / "compare.json")["models"].get(name) or {}
+    if entry.get("params") == info.params.total and entry.get("image_size") == info.input_shape[0]:
+        return int(entry["flops"])
+    return int(comparison.measure(name)["flops"])
 
 
 def _shape(tensor) -> str:
@@ -268,7 +283,7 @@ def layer_table(name: str) -> str:
             f"{layer.count_params():,} |"
         )
     lines += ["", f"Total: {model.count_params():,} parameters; "
-              f"{flops(model) / 1e9:,.3f} GFLOPs per image at its native input size (multiply-adds x2, "
+              f"{flops(name) / 1e9:,.3f} GFLOPs per image at its native input size (multiply-adds x2, "
               "counted by TensorFlow's profiler)."]
     return "\n".join(lines)
 
@@ -300,7 +315,7 @@ def diagram(name: str, first: str | None = None, last: str | None = None) -> tup
                                dpi=64)
         png = path.read_bytes()
     size = "x".join(str(d) for d in model.input_shape[1:])
-    whole = f"{model.count_params():,} parameters, {flops(model) / 1e9:,.3f} GFLOPs per image at {size}"
+    whole = f"{model.count_params():,} parameters, {flops(name) / 1e9:,.3f} GFLOPs per image at {size}"
     if first and last:
         caption = f"`{name}` from `{first}` to `{last}` (the whole model: {whole})"
     else:
