@@ -109,16 +109,6 @@ def model_table(markdown: bool = True, live: bool = False) -> str:
     return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in (header, *rows))
 
 
-def _refuse_contradictions(fields: dict) -> None:
-    """Refuses options that contradict the run folder's saved run before TensorFlow loads.
-
-    `train.fit` checks the same, but only after the seconds TensorFlow's import takes.
-    """
-    record = Path(fields.get("run_dir") or "") / "config.json"
-    if fields.get("run_dir") and record.is_file():
-        train_config.merge_with_saved(json.loads(record.read_text())["config"], fields)
-
-
 def _cmd_train(args: argparse.Namespace) -> int:
     from kerasarch import train
 
@@ -443,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         if args.command == "train":
-            _refuse_contradictions(train_config.from_args(args))
+            train_config.refuse_contradictions(train_config.from_args(args))
         if args.command in NEEDS_TENSORFLOW and getattr(args, "data_command", "") is not None:
             start_tensorflow(args.debug)
         return args.func(args)

@@ -80,7 +80,7 @@ class BuildCache:
 
     def get(self, name: str, values: bool = True, **kwargs) -> keras.Model:
         """The build of `name` with `kwargs`; with `values=False`, its graph and variables
-        without weight values (see `graph_only`)."""
+        without weight values (`kerasarch.registry.graph_only`)."""
         if name != self.name:  # the suite moved on: free the previous model's builds
             self.name, self.models, self.outputs = name, {}, {}
             keras.backend.clear_session()
@@ -88,24 +88,8 @@ class BuildCache:
         key = (values, *sorted(kwargs.items()))
         if key not in self.models:
             self.models[key] = (kerasarch.get_model(name, **kwargs) if values
-                                else graph_only(name, **kwargs))
+                                else kerasarch.registry.graph_only(name, **kwargs))
         return self.models[key]
-
-
-def graph_only(name: str, **kwargs) -> keras.Model:
-    """The model's graph with every variable created, shaped and named, but none given a value.
-
-    Under `keras.StatelessScope(initialize_variables=False)` a variable records its shape and
-    initializer and defers drawing its values: the layers, their names, the output spec and
-    `count_params()` are those of a normal build, at a fraction of its cost (BiT-R152x4:
-    1.3 s against 9.2 s; EfficientNet-L2: 3.6 s against 17.5 s). Keras keeps such variables
-    in a global list that the next stateless scope's exit would initialize (TensorFlow's
-    `compute_output_spec` opens one), so the session is cleared right after the build.
-    """
-    with keras.StatelessScope(initialize_variables=False):
-        model = kerasarch.get_model(name, **kwargs)
-    keras.backend.clear_session()
-    return model
 
 
 @pytest.fixture(scope="session")
@@ -128,8 +112,8 @@ def info(name):
 @pytest.fixture
 def top_model(name, info, builds):
     """The model with its head. A covered variant's is built without weight values
-    (`graph_only`): the tests that read it check its graph (counts, names, output spec), and
-    those that compute with weights run on its member."""
+    (`kerasarch.registry.graph_only`): the tests that read it check its graph (counts, names,
+    output spec), and those that compute with weights run on its member."""
     shape = top_shape(name, info)
     return builds.get(name, values=name not in COVERED_BY,
                       **({} if shape == info.input_shape else {"input_shape": shape}))
@@ -268,7 +252,7 @@ def test_non_native_size_with_top(name, info):
         skip_if_covered(name, "a second build with the head")
         skip_if(params(name) > HEAVY_PARAMS, name, "a second build with the head")
         # The graph is what the size changes (the head's input); its weights play no part.
-        model = graph_only(name, input_shape=other, classes=7)
+        model = kerasarch.registry.graph_only(name, input_shape=other, classes=7)
         assert model.output_shape == (None, 7)
 
 

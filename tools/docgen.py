@@ -229,19 +229,12 @@ def built_model(name: str):
     """The registered model `name` with its default arguments, built once per process as a graph.
 
     The site shows structure only (layers, shapes, parameter counts; `flops` gives the one
-    figure that needs a computation), so the variables are created without values under
-    `keras.StatelessScope(initialize_variables=False)`, a fraction of a full build's cost.
-    Keras would initialize such variables when the next stateless scope closes, so the
-    session is cleared right after the build.
+    figure that needs a computation), so the model is built without weight values
+    (`kerasarch.registry.graph_only`), a fraction of a full build's cost.
     """
-    import keras
+    from kerasarch import registry
 
-    import kerasarch
-
-    with keras.StatelessScope(initialize_variables=False):
-        model = kerasarch.get_model(name)
-    keras.backend.clear_session()
-    return model
+    return registry.graph_only(name)
 
 
 @functools.cache

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
+from pathlib import Path
 from typing import Any
 
 # The choices, hard-coded here so validating them needs no TensorFlow; the trainer asserts
@@ -212,3 +214,14 @@ def merge_with_saved(saved: dict[str, Any], given: dict[str, Any]) -> dict[str, 
     merged = {name: saved[name] for name in FIELDS if name in saved}
     merged.update(given)
     return merged
+
+
+def refuse_contradictions(given: dict[str, Any]) -> None:
+    """Raises `merge_with_saved`'s ValueError where `given` contradicts its run folder's run.
+
+    `train.fit` checks the same; the command line calls this first, so that a refusal comes
+    at once rather than after the seconds TensorFlow's import takes.
+    """
+    record = Path(given.get("run_dir") or "") / "config.json"
+    if given.get("run_dir") and record.is_file():
+        merge_with_saved(json.loads(record.read_text())["config"], given)

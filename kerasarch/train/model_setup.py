@@ -92,13 +92,11 @@ def build_training_state(model: keras.Model) -> None:
         return  # Keras' own symbolic build runs under a strategy scope; a custom step is its own
     if not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
-    shapes = [tuple(output.shape) for output in model.outputs]
-    y_pred = [keras.ops.full((1, shape[-1]), 1.0 / shape[-1]) for shape in shapes]
-    y_true = [keras.ops.one_hot(keras.ops.zeros((1,), "int32"), shape[-1]) for shape in shapes]
-    if len(shapes) == 1:
+    classes = [output.shape[-1] for output in model.outputs]
+    y_pred = [keras.ops.full((1, n), 1.0 / n) for n in classes]
+    y_true = tuple(keras.ops.one_hot(keras.ops.zeros((1,), "int32"), n) for n in classes)
+    if len(classes) == 1:  # else a list and a tuple: the structures `fit_targets` gives
         y_pred, y_true = y_pred[0], y_true[0]
-    else:
-        y_true = tuple(y_true)  # the structure `fit_targets` gives the labels
     model.compute_loss(y=y_true, y_pred=y_pred, training=False)
     model.compute_metrics(None, y_true, y_pred)
     model.reset_metrics()
