@@ -16,6 +16,8 @@ from pathlib import Path
 from kerasarch.cli_analysis import add_parsers as add_analysis_parsers
 from kerasarch.cli_bench import HELP as BENCHMARK_HELP
 from kerasarch.cli_bench import add_parser as add_benchmark_parser
+from kerasarch.cli_export import add_parser as add_export_parser
+from kerasarch.cli_export import already_exported
 from kerasarch.cli_selftrain import HELP as SELFTRAIN_HELP
 from kerasarch.cli_selftrain import MPL_HELP
 from kerasarch.cli_selftrain import add_parser as add_selftrain_parser
@@ -114,67 +116,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     result = train.fit(**train_config.from_args(args))
     print(json.dumps({"run_dir": str(result.run_dir), **result.metrics}))
-    return 0
-
-
-DEFAULT_MAX_PIXELS = 50_000_000  # kerasarch.export.DEFAULT_MAX_PIXELS (not imported: it loads TF)
-
-
-def _run_serving_export(run_dir: Path) -> str | None:
-    """The run's TF Serving export of best.keras, as `metrics.json` records it, if it exists."""
-    metrics = run_dir / "metrics.json"
-    if not metrics.exists():
-        return None
-    path = (json.loads(metrics.read_text()).get("serving") or {}).get("path")
-    return path if path and Path(path).is_dir() else None
-
-
-def _cmd_export(args: argparse.Namespace) -> int:
-    import keras
-
-    from kerasarch import export, heads
-
-    target = Path(args.target)
-    class_names, image_size, crop = None, args.image_size, 0.875
-    if target.is_dir():
-        record = json.loads((target / "config.json").read_text())
-        resolved = record.get("resolved", {})
-        class_names = record.get("classes")
-        image_size = image_size or resolved.get("image_size") or record["config"].get("image_size")
-        crop = resolved.get("crop_fraction") or (
-            1.0 if record["config"].get("dataset") == "digits" else crop)
-        served = _run_serving_export(target)
-        plain = not (args.fold_batchnorm or args.image_size or args.top_k != 5
-                     or args.max_pixels != DEFAULT_MAX_PIXELS)
-        if args.format == "saved_model" and args.out is None and served and plain:
-            # one serving export per run: training made it from best.keras already
-            print(f"{args.target} already has its TF Serving export of best.keras: {served}. "
-                  "Give --out DIR (or other export options) to write another.")
-            return 0
-        target = target / "best.keras" if (target / "best.keras").exists() else target / "last.keras"
-        default_out = Path(args.target) / "export"
-    else:
-        default_out = Path("export")
-    model = heads.main_output(keras.saving.load_model(target))  # auxiliary heads serve nothing
-    if args.fold_batchnorm:
-        model = export.fold_batchnorm(model)
-    out = Path(args.out) if args.out else default_out
-    if args.format == "saved_model":
-        path = export.saved_model(
-            model, out, class_names=class_names, top_k=min(args.top_k, model.output_shape[-1]),
-            image_size=image_size, max_pixels=args.max_pixels, crop_fraction=crop,
-        )
-    elif args.format == "onnx":
-        path = export.onnx(model, out / f"{model.name}.onnx")
-    elif args.format == "openvino":
-        path = export.openvino(model, out / f"{model.name}.xml")
-    else:
-        path = export.litert(model, out / f"{model.name}-{args.quantization}.tflite",
-                             quantization=args.quantization)
-    path = Path(path)
-    files = list(path.rglob("*")) if path.is_dir() else [path, path.with_suffix(".bin")]  # IR: .xml + .bin
-    size = sum(f.stat().st_size for f in files if f.is_file())
-    print(f"Exported {target} as {args.format} to {path} ({size / 2 ** 20:.1f} MiB)")
     return 0
 
 
@@ -294,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
         "shows one.\nAn existing --run-dir is resumed."
     _add_models_and_info(sub)
     add_weights_parser(sub, COMMANDS)
-    _add_export(sub)
+    add_export_parser(sub, COMMANDS)
     _add_evaluate(sub)
     _add_predict(sub)
     add_analysis_parsers(sub, COMMANDS)
@@ -314,27 +255,6 @@ def _add_models_and_info(sub) -> None:
     info = sub.add_parser("info", help=COMMANDS["info"], description=COMMANDS["info"] + ".")
     info.add_argument("name", help="a registry name (`kerasarch models` lists them)")
     info.set_defaults(func=_cmd_info)
-
-
-def _add_export(sub) -> None:
-    exporter = sub.add_parser("export", help=COMMANDS["export"], description=COMMANDS["export"] + ".")
-    exporter.add_argument("target", help="a run folder or a .keras model file")
-    exporter.add_argument("--format", default="saved_model",
-                          choices=("saved_model", "litert", "onnx", "openvino"),
-                          help="export format (onnx, openvino: the `runtimes` extra)")
-    exporter.add_argument("--out", default=None,
-                          help="TF Serving base path / LiteRT, ONNX, OpenVINO folder (default: "
-                          "RUN_DIR/export, or ./export for a model file)")
-    exporter.add_argument("--quantization", default="float32", choices=("float32", "float16", "int8"),
-                          help="LiteRT weight precision")
-    exporter.add_argument("--fold-batchnorm", action="store_true",
-                          help="fold BatchNorm into the convolutions first (inference only)")
-    exporter.add_argument("--top-k", type=int, default=5, help="labels the serving signature returns")
-    exporter.add_argument("--image-size", type=int, default=None,
-                          help="input size of the serving signature (default: the run's)")
-    exporter.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
-                          help="largest image (from its header) the string signature accepts")
-    exporter.set_defaults(func=_cmd_export)
 
 
 def _add_evaluate(sub) -> None:
@@ -434,6 +354,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "train":
             train_config.refuse_contradictions(train_config.from_args(args))
+        if args.command == "export" and already_exported(args):
+            return 0
         if args.command in NEEDS_TENSORFLOW and getattr(args, "data_command", "") is not None:
             start_tensorflow(args.debug)
         return args.func(args)

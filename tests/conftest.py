@@ -177,7 +177,8 @@ def _shared_fixture_groups(items) -> dict:
     names, groups = {}, {}
     for item in items:
         root = find(("item", item.nodeid))
-        names.setdefault(root, f"{item.module.__name__}:{item.name}")
+        # no brackets: xdist reads a group only when its "@" comes after the last "]" of the id
+        names.setdefault(root, f"{item.module.__name__}:{item.name}".replace("[", "(").replace("]", ")"))
         groups[item] = names[root]
     return groups
 

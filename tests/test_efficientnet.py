@@ -86,7 +86,8 @@ def image_dependent(outputs):
     return outputs - outputs.mean(axis=0, keepdims=True)
 
 
-@pytest.mark.parametrize("variant", ["b0", "b3"])
+# B2 (width 1.1, depth 1.2, 260 px) scales every dimension B0 does not, at two thirds of B3's cost
+@pytest.mark.parametrize("variant", ["b0", "b2"])
 def test_official_files_give_keras_imagenet_predictions(variant, tmp_path, monkeypatch):
     twin = getattr(keras.applications, f"EfficientNet{variant.upper()}")
     path = tmp_path / f"efficientnet{variant}.h5"

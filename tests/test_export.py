@@ -21,7 +21,7 @@ import kerasarch
 from kerasarch import export
 from kerasarch.data import transforms
 
-from conftest import COVERED_BY, FULL_SUITE, shared_data_or_skip
+from conftest import COVERED_BY, FULL_SUITE, forward, shared_data_or_skip
 
 SIZE = 96
 NAMES = [f"class {i}" for i in range(10)]
@@ -90,6 +90,13 @@ out = served.signatures["serving_default"](images=tf.constant(images))
 assert not any(m.startswith("kerasarch") for m in sys.modules), "kerasarch was imported"
 print(json.dumps(out["probabilities"].numpy().tolist()))
 """
+
+
+def test_the_cli_default_pixel_limit_is_the_exporters():
+    # the CLI keeps its own copy so that `kerasarch export --help` needs no TensorFlow
+    from kerasarch import cli_export
+
+    assert cli_export.DEFAULT_MAX_PIXELS == export.DEFAULT_MAX_PIXELS
 
 
 def test_saved_model_runs_without_kerasarch(exported, served):
@@ -393,8 +400,8 @@ def test_folded_models_load_after_a_plain_import_kerasarch(tmp_path):
 # --- LiteRT ----------------------------------------------------------------------------------
 
 
-def _run_litert(path, images):
-    interpreter = tf.lite.Interpreter(model_path=str(path))
+def _run_litert(path, images, threads: int | None = None):
+    interpreter = tf.lite.Interpreter(model_path=str(path), num_threads=threads)
     interpreter.allocate_tensors()
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
     results = []
@@ -473,14 +480,16 @@ def photos_through_keras():
     model = kerasarch.resnet18()
     pixels = np.stack([transforms.eval_transform_encoded(tf.constant(f.read_bytes()), 224).numpy()
                        for f in files])
-    return model, pixels, model.predict(pixels, verbose=0).argmax(-1)
+    # called directly, batch by batch: `predict` would first trace a function for one use
+    expected = np.concatenate([forward(model, pixels[i:i + 32]) for i in range(0, len(pixels), 32)])
+    return model, pixels, expected.argmax(-1)
 
 
 @pytest.mark.parametrize("quantization", ["float32", "float16"])
 def test_litert_agrees_with_keras_on_real_photos(quantization, photos_through_keras, tmp_path):
     model, pixels, expected = photos_through_keras
     path = export.litert(model, tmp_path / f"resnet18-{quantization}.tflite", quantization)
-    agreement = np.mean(_run_litert(path, pixels).argmax(-1) == expected)
+    agreement = np.mean(_run_litert(path, pixels, threads=2).argmax(-1) == expected)
     print(f"resnet18 {quantization}: {path.stat().st_size / 2**20:.1f} MiB, "
           f"top-1 agreement {agreement:.2%} on {len(pixels)} photos")
     assert agreement >= 0.99

@@ -141,7 +141,7 @@ def _cli(*args, cwd, timeout=900):
 def test_train_googlenet_cli_then_serve_the_main_output(tmp_path):
     run_dir = tmp_path / "run"
     trained = _cli("train", "googlenet", "--dataset", "digits", "--image-size", "64", "--epochs", "2",
-                   "--steps-per-epoch", "3", "--test-split", "", "--run-dir", str(run_dir), cwd=tmp_path)
+                   "--steps-per-epoch", "2", "--test-split", "", "--run-dir", str(run_dir), cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr[-3000:]
     history = (run_dir / "history.csv").read_text().splitlines()
     header = history[0].split(",")
