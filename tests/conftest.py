@@ -54,7 +54,7 @@ def forward(model, images) -> np.ndarray:
     """
     import keras
 
-    return keras.ops.convert_to_numpy(model(images, training=False))
+    return keras.tree.map_structure(keras.ops.convert_to_numpy, model(images, training=False))
 
 
 class VariablesCreatedWhileTracing(list):
@@ -110,7 +110,8 @@ COVERED_BY = {
     **dict.fromkeys(["resnet101_tv", "resnet152_tv"], "resnet50_tv"),
     "resnet34": "resnet18",
     **dict.fromkeys(["resnet101v2", "resnet152v2"], "resnet50v2"),
-    "wide_resnet101_2": "wide_resnet50_2",
+    # the same builder and bottleneck blocks; only their inner width is doubled
+    **dict.fromkeys(["wide_resnet50_2", "wide_resnet101_2"], "resnet50_tv"),
     **dict.fromkeys(["bit_r50x3", "bit_r101x1", "bit_r101x3", "bit_r152x2", "bit_r152x4"], "bit_r50x1"),
     **dict.fromkeys(["vgg13", "vgg16", "vgg19"], "vgg11"),
     **dict.fromkeys(["vgg13_bn", "vgg16_bn", "vgg19_bn"], "vgg11_bn"),

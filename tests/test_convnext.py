@@ -15,7 +15,7 @@ import kerasarch
 from kerasarch import layers as ka_layers
 from kerasarch.models import convnext
 
-from conftest import raw_images
+from conftest import forward, raw_images
 from legacy_h5 import write_legacy_layers
 
 SMALL = (32, 32, 3)  # the smallest input: every stage still has a 1x1 map
@@ -183,10 +183,10 @@ def test_keras_applications_file_without_the_head_loads(tmp_path):
     write_legacy_layers(path, layers)
     model = kerasarch.convnext_tiny(include_top=False, pooling="avg", input_shape=shape, weights=path)
     images = raw_images(shape, count=2)
-    features = model.predict(images, verbose=0)
+    features = forward(model, images)
     mean, var = features.mean(-1, keepdims=True), features.var(-1, keepdims=True)
     normalized = (features - mean) / np.sqrt(var + convnext.LN_EPSILON)
-    expected = reference.predict(images.astype("float32"), verbose=0)
+    expected = forward(reference, images.astype("float32"))
     assert np.abs(normalized - expected).max() / np.abs(expected).max() < 1e-4
     with pytest.raises(ValueError, match=r"lacks layers.*convnext_tiny_head_dense"):
         kerasarch.convnext_tiny(weights=path)  # the file has no head

@@ -365,7 +365,7 @@ def test_fold_batchnorm_keeps_the_outputs(name):
     folded = export.fold_batchnorm(model)
     assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in folded.layers)
     images = np.random.default_rng(1).integers(0, 256, (4, 64, 64, 3)).astype("float32")
-    a, b = model.predict(images, verbose=0), folded.predict(images, verbose=0)
+    a, b = forward(model, images), forward(folded, images)
     assert np.max(np.abs(a - b)) < 1e-4 * max(1.0, np.abs(a).max())
 
 
@@ -440,7 +440,7 @@ def test_litert_conversion_for_every_model(name, tmp_path):
                                     input_shape=(size, size, channels))
     path = export.litert(model, tmp_path / f"{name}.tflite")
     images = np.random.default_rng(0).integers(0, 256, (2, size, size, channels))
-    expected = model.predict(images, verbose=0)
+    expected = forward(model, images)
     np.testing.assert_allclose(_run_litert(path, images), expected,
                                atol=1e-4 * max(1.0, np.abs(expected).max()))
 

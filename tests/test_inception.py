@@ -17,7 +17,7 @@ import kerasarch
 from kerasarch import weights as weights_lib
 from kerasarch.models import inception, inception_resnet
 
-from conftest import raw_images
+from conftest import forward, raw_images
 from legacy_h5 import keras2_name_counters, save_legacy_weights
 
 SMALL = (75, 75, 3)  # the smallest input: the layers (and their weights) are the same at any size
@@ -136,7 +136,7 @@ def test_aux_head_returns_main_and_auxiliary_predictions(v3_official_file):
     model = kerasarch.inception_v3(aux_logits=True, weights=path)
     assert model.output_names == ["predictions", "aux_predictions"]
     assert model.get_layer("aux_pool").input is model.get_layer("mixed7").output
-    main, aux = model.predict(raw_images((299, 299, 3), count=2), verbose=0)
+    main, aux = forward(model, raw_images((299, 299, 3), count=2))
     assert main.shape == aux.shape == (2, 1000)
     np.testing.assert_allclose(aux.sum(axis=-1), 1.0, rtol=1e-4)
     assert not np.allclose(main, aux)

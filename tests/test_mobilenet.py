@@ -17,7 +17,7 @@ from kerasarch.analysis import flops
 from kerasarch.models import mobilenet_v3
 from kerasarch.models.mobilenet import make_divisible
 
-from conftest import raw_images
+from conftest import forward, raw_images
 from legacy_h5 import save_legacy_weights, write_legacy_layers
 
 
@@ -139,10 +139,8 @@ def test_alpha_025_loads_the_keras_applications_format_and_predicts_the_same(tmp
     save_legacy_weights(reference, path)
     model = kerasarch.mobilenet_025(weights=path, classifier_activation=None)
     images = raw_images((224, 224, 3), count=2)
-    expected = reference.predict(
-        keras.applications.mobilenet.preprocess_input(images.astype("float32")), verbose=0
-    )
-    assert relative_max_difference(model.predict(images, verbose=0), expected) < 1e-4
+    expected = forward(reference, keras.applications.mobilenet.preprocess_input(images.astype("float32")))
+    assert relative_max_difference(forward(model, images), expected) < 1e-4
 
 
 @pytest.fixture(scope="module")
@@ -166,8 +164,8 @@ def test_v3_official_keras2_layer_names_load(v3_small_reference, tmp_path):
     model = kerasarch.mobilenet_v3_small(weights=path, classifier_activation=None,
                                          input_shape=(96, 96, 3))
     images = raw_images((96, 96, 3), count=2)
-    expected = v3_small_reference.predict(images.astype("float32"), verbose=0)
-    assert relative_max_difference(model.predict(images, verbose=0), expected) < 1e-4
+    expected = forward(v3_small_reference, images.astype("float32"))
+    assert relative_max_difference(forward(model, images), expected) < 1e-4
 
 
 def test_v3_imagenet_picks_the_file_of_the_width(tmp_path, monkeypatch):
@@ -187,5 +185,5 @@ def test_v3_imagenet_picks_the_file_of_the_width(tmp_path, monkeypatch):
     model = kerasarch.mobilenet_v3_small(alpha=0.75, include_top=False, weights="imagenet",
                                          input_shape=(96, 96, 3))
     images = raw_images((96, 96, 3), count=2)
-    expected = reference.predict(images.astype("float32"), verbose=0)
-    assert relative_max_difference(model.predict(images, verbose=0), expected) < 1e-4
+    expected = forward(reference, images.astype("float32"))
+    assert relative_max_difference(forward(model, images), expected) < 1e-4
