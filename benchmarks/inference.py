@@ -20,6 +20,9 @@ and every runtime, with top-1 agreement on real photos.
    (random-init weights: the ImageNet files cannot be downloaded on these machines, so
    near-ties make agreement a conservative figure).
 
+`--sections runtimes,mfu` runs only those sections (the twins section over every twin at
+its native size takes hours on 2 cores); the report names the sections it holds.
+
 Writes OUT/inference.md and OUT/inference.json (default benchmarks/results; --quick
 defaults to /tmp/kerasarch-inference-quick so quick figures are never committed).
 """
@@ -43,6 +46,15 @@ from kerasarch.data import transforms
 ROOT = Path(__file__).resolve().parents[1]
 PHOTOS = ROOT.parent / "shared" / "data" / "photos"
 RUNTIME_MODELS = ("resnet18", "resnet50", "mobilenet_v2", "efficientnet_b0")
+SECTIONS = ("twins", "mfu", "runtimes")
+
+
+def _sections(text: str) -> list[str]:
+    chosen = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = sorted(set(chosen) - set(SECTIONS))
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(f"sections are {', '.join(SECTIONS)}; got {text!r}")
+    return [s for s in SECTIONS if s in chosen]
 
 
 def random_pixels(shape, batch: int) -> np.ndarray:
@@ -188,19 +200,36 @@ def _fmt(spread: dict, digits: int = 2, suffix: str = "x") -> str:
 
 def markdown(report: dict) -> str:
     lines = ["# Inference benchmarks", "", f"`{report['command']}` on {report['machine_line']}; "
-             f"{report['rounds']} interleaved rounds, figures are median [min-max] over rounds.", "",
-             "## kerasarch / keras.applications twin (batch 16, preprocessing in both graphs)", "",
+             f"{report['rounds']} interleaved rounds, figures are median [min-max] over rounds. "
+             f"Sections run: {', '.join(report['sections'])}.", ""]
+    if "twins" in report:
+        lines += _twins_markdown(report["twins"])
+    if "mfu" in report:
+        lines += _mfu_markdown(report["mfu"])
+    if "runtimes" in report:
+        lines += _runtimes_markdown(report["runtimes"])
+    return "\n".join(lines)
+
+
+def _twins_markdown(twins: list[dict]) -> list[str]:
+    lines = ["## kerasarch / keras.applications twin (batch 16, preprocessing in both graphs)", "",
              "| model | twin | fp32 ratio | bf16 ratio |", "|---|---|---:|---:|"]
-    lines += [f"| {r['model']} | {r['twin']} | {_fmt(r['ratio_fp32'])} | {_fmt(r['ratio_bf16'])} |"
-              for r in report["twins"]]
-    m = report["mfu"]
-    lines += ["", f"## Model FLOP utilization ({m['model']}, batch {m['batch']}, "
+    return lines + [f"| {r['model']} | {r['twin']} | {_fmt(r['ratio_fp32'])} | {_fmt(r['ratio_bf16'])} |"
+                    for r in twins] + [""]
+
+
+def _mfu_markdown(m: dict) -> list[str]:
+    lines = [f"## Model FLOP utilization ({m['model']}, batch {m['batch']}, "
               f"{m['flops_per_image'] / 1e9:.2f} GFLOPs / image, {m['matmul_size']}² matmul)", "",
               "| precision | MFU | matmul GFLOP/s |", "|---|---:|---:|"]
     lines += [f"| {p} | {_fmt(m[f'mfu_{p}'], 3, '')} | {_fmt(m[f'matmul_gflops_{p}'], 1, '')} |"
               for p in ("fp32", "bf16")]
-    lines += ["", "## Runtimes (ratio to the reference; top-1 agreement with fp32 Keras on real photos)", ""]
-    for r in report["runtimes"]:
+    return lines + [""]
+
+
+def _runtimes_markdown(runtimes: list[dict]) -> list[str]:
+    lines = ["## Runtimes (ratio to the reference; top-1 agreement with fp32 Keras on real photos)", ""]
+    for r in runtimes:
         lines += [f"### {r['model']}, batch {r['batch']}: fastest {r['fastest']}", "",
                   f"Reference: {r['reference']}; {r['photos']} photos.", "",
                   "| contender | ratio | images/s | top-1 agreement |", "|---|---:|---:|---:|"]
@@ -209,7 +238,7 @@ def markdown(report: dict) -> str:
             agree = f"{r['top1_agreement'][name]:.2%}" if name in r["top1_agreement"] else "-"
             lines.append(f"| {name} | {ratio} | {_fmt(rate, 1, '')} | {agree} |")
         lines.append("")
-    return "\n".join(lines)
+    return lines
 
 
 def main() -> None:
@@ -219,6 +248,8 @@ def main() -> None:
     parser.add_argument("--out", default=None)
     parser.add_argument("--torch-python", default=None, metavar="PATH",
                         help="a python with torch and torchvision: their models join the runtimes")
+    parser.add_argument("--sections", default=",".join(SECTIONS), type=_sections,
+                        help=f"comma-separated, of {', '.join(SECTIONS)} (default: all)")
     args = parser.parse_args()
     registered = set(registry.list_models())
     if args.quick:
@@ -233,16 +264,21 @@ def main() -> None:
         out = Path(args.out) if args.out else ROOT / "benchmarks" / "results"
     machine = runners.machine()
     with contextlib.ExitStack() as stack:
-        worker = _torch_worker(stack, args.torch_python, machine)
+        worker = _torch_worker(stack, args.torch_python, machine) if "runtimes" in args.sections else None
+        partial = "" if args.sections == list(SECTIONS) else f" --sections {','.join(args.sections)}"
+        partial += f" --torch-python {args.torch_python}" if args.torch_python else ""
         report = {
-            "command": "python benchmarks/inference.py" + (" --quick" if args.quick else ""),
-            "machine": machine, "rounds": rounds, "image_size": size or "native",
+            "command": "python benchmarks/inference.py" + (" --quick" if args.quick else "") + partial,
+            "machine": machine, "rounds": rounds, "image_size": size or "native", "sections": args.sections,
             "machine_line": f"{machine['cpu']}, {machine['cores']} cores, TF {machine['tensorflow']}, "
                             f"Keras {machine['keras']}",
-            "twins": twins_section(twins, 16, rounds, size, seconds),
-            "mfu": mfu_section(mfu_model, 16, rounds, size, seconds, matmul_size),
-            "runtimes": runtimes_section(models, batches, rounds, size, seconds, limit, worker),
         }
+        if "twins" in args.sections:
+            report["twins"] = twins_section(twins, 16, rounds, size, seconds)
+        if "mfu" in args.sections:
+            report["mfu"] = mfu_section(mfu_model, 16, rounds, size, seconds, matmul_size)
+        if "runtimes" in args.sections:
+            report["runtimes"] = runtimes_section(models, batches, rounds, size, seconds, limit, worker)
     out.mkdir(parents=True, exist_ok=True)
     (out / "inference.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / "inference.md").write_text(markdown(report) + "\n")
