@@ -156,6 +156,10 @@ def test_sigkill_mid_epoch_then_resume(tmp_path):
     assert not list(run_dir.rglob(".*.tmp-*"))
     assert "serving" not in metrics and not (run_dir / "serving").exists()
     assert f"No serving export (--no-export): `kerasarch export {run_dir}`" in output
+    exported = _run(["export", str(run_dir)], cwd=tmp_path)  # the command the message gives
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    served = [p.parent for p in (run_dir / "export").rglob("saved_model.pb")]
+    assert served == [run_dir / "export" / "lenet5" / "1"]
 
 
 class _PoisonWeights(keras.callbacks.Callback):
