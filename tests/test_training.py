@@ -25,11 +25,17 @@ from kerasarch.train import recipes, run_folder, schedules
 from conftest import ROOT, VariablesCreatedWhileTracing
 
 
-def _run(args, cwd, timeout=600, env=None):
+def _run(args, cwd, timeout=600, env=None, importtime=False):
+    flags = ["-X", "importtime"] if importtime else []  # each import's time, on stderr
     return subprocess.run(
-        [sys.executable, "-m", "kerasarch", *args], cwd=cwd, capture_output=True, text=True,
+        [sys.executable, *flags, "-m", "kerasarch", *args], cwd=cwd, capture_output=True, text=True,
         timeout=timeout, env=env,
     )
+
+
+def _imported_tensorflow(proc) -> bool:
+    """Whether a `_run(..., importtime=True)` imported TensorFlow."""
+    return bool(re.search(r"\|\s+tensorflow$", proc.stderr, flags=re.M))
 
 
 # --- recipes and schedules ---------------------------------------------------------------
@@ -264,11 +270,10 @@ def test_train_then_export_both_formats_through_the_cli(tmp_path):
                     "--run-dir", str(run_dir)], cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr[-3000:]
     # one serving export per run: the plain export names the one training made
-    saved = subprocess.run([sys.executable, "-X", "importtime", "-m", "kerasarch", "export", str(run_dir)],
-                           cwd=tmp_path, capture_output=True, text=True)
+    saved = _run(["export", str(run_dir)], cwd=tmp_path, importtime=True)
     assert saved.returncode == 0, saved.stderr[-3000:]
     assert "already has its TF Serving export" in saved.stdout
-    assert not re.search(r"\|\s+tensorflow$", saved.stderr, flags=re.M)  # answered at once
+    assert not _imported_tensorflow(saved)  # answered at once
     assert len(list(run_dir.rglob("saved_model.pb"))) == 1
     folded = _run(["export", str(run_dir), "--fold-batchnorm"], cwd=tmp_path)
     assert folded.returncode == 0, folded.stderr[-3000:]
@@ -295,13 +300,12 @@ def test_resume_with_only_epochs_repeats_an_uninterrupted_run(tmp_path):
     extended, straight = tmp_path / "extended", tmp_path / "straight"
     first = _run([*README_FIRST, "--run-dir", str(extended)], cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
-    refused = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "kerasarch", "train", "lenet5", "--epochs", "4",
-         "--lr", "0.01", "--run-dir", str(extended)], cwd=tmp_path, capture_output=True, text=True)
+    refused = _run(["train", "lenet5", "--epochs", "4", "--lr", "0.01", "--run-dir", str(extended)],
+                   cwd=tmp_path, importtime=True)
     assert refused.returncode == 2
     assert "--lr" in refused.stderr and "0.002" in refused.stderr and "0.01" in refused.stderr
     # refused at once: before TensorFlow's import, the seconds of a run's start
-    assert not re.search(r"\|\s+tensorflow$", refused.stderr, flags=re.M)
+    assert not _imported_tensorflow(refused)
     second = _run(["train", "lenet5", "--epochs", "4", "--verbose", "2", "--run-dir", str(extended)],
                   cwd=tmp_path)
     assert second.returncode == 0, second.stderr[-3000:]

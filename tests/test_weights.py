@@ -96,33 +96,32 @@ def relative_max_difference(a, b) -> float:
     return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
 
 
-@pytest.mark.parametrize("name", CHECKED_TWINS)
-def test_official_format_gives_keras_applications_predictions(name, tmp_path):
+def official_file_and_logits(name: str, tmp_path):
+    """The twin with random weights written as its official file, native-size raw images, and
+    the twin's logits on them (through its own `preprocess_input`)."""
     twin, preprocess = twin_of(TWINS[name])
     keras2_name_counters()  # the twin's automatic layer names as in the official file
     keras.utils.set_random_seed(0)
     reference = twin(weights=None, classifier_activation=None)
     path = tmp_path / f"{name}_legacy.h5"
     save_legacy_weights(reference, path)
-    model = kerasarch.get_model(name, weights=path, classifier_activation=None)
-    images = raw_images(kerasarch.model_info(name).input_shape, count=4)  # native size
+    images = raw_images(kerasarch.model_info(name).input_shape, count=4)
     expected = forward(reference, preprocess(images.astype("float32")))
-    actual = forward(model, images)
-    assert relative_max_difference(actual, expected) < 1e-4
-    del model, reference
+    del reference
     gc.collect()
+    return path, images, expected
+
+
+@pytest.mark.parametrize("name", CHECKED_TWINS)
+def test_official_format_gives_keras_applications_predictions(name, tmp_path):
+    path, images, expected = official_file_and_logits(name, tmp_path)
+    actual = forward(kerasarch.get_model(name, weights=path, classifier_activation=None), images)
+    assert relative_max_difference(actual, expected) < 1e-4
 
 
 def test_official_format_with_the_default_softmax_head(tmp_path):
     # The default head is the same Dense with a softmax: checked once, on the smallest twin
-    twin, preprocess = twin_of(TWINS["mobilenet"])
-    keras2_name_counters()
-    keras.utils.set_random_seed(0)
-    reference = twin(weights=None, classifier_activation=None)
-    path = tmp_path / "mobilenet_legacy.h5"
-    save_legacy_weights(reference, path)
-    images = raw_images(kerasarch.model_info("mobilenet").input_shape, count=4)
-    expected = forward(reference, preprocess(images.astype("float32")))
+    path, images, expected = official_file_and_logits("mobilenet", tmp_path)
     probs = forward(kerasarch.get_model("mobilenet", weights=path), images)
     np.testing.assert_allclose(probs, keras.ops.softmax(expected).numpy(), atol=1e-6)
 
