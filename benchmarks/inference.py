@@ -5,11 +5,12 @@ and every runtime, with top-1 agreement on real photos.
     python benchmarks/inference.py --quick     # one small model, 2 rounds, results to /tmp
 
 1. Twins: every registered model that declares a keras.applications twin, kerasarch and
-   the twin in fp32 and mixed_bfloat16 at batch 16, interleaved round by round; the ratio
-   kerasarch / twin per precision (preprocessing in both graphs: the twin's
+   the twin in fp32 and mixed_bfloat16 at batch 16 (`--twins-batch`), interleaved round
+   by round; the ratio kerasarch / twin per precision (preprocessing in both graphs: the twin's
    `preprocess_input` is traced into its timed function).
 2. MFU: ResNet-50 fp32 and bf16 at batch 16 over a 4096 square matmul of the same
-   precision, timed in the same rounds.
+   precision, timed in the same rounds; and ResNet-50 in OpenVINO fp32 over OpenVINO's own
+   fp32 matmul (how close the fastest runtime here runs to its kernels' rate).
 3. Runtimes: ResNet-18, ResNet-50, MobileNet v2 and EfficientNet-B0 (those registered) at
    batch 1 and 16 in TensorFlow fp32 / bf16, LiteRT fp32 / int8, ONNX Runtime, OpenVINO
    (bf16 too where the CPU has it), beside keras.applications fp32 and torchvision / timm
@@ -21,7 +22,10 @@ and every runtime, with top-1 agreement on real photos.
    near-ties make agreement a conservative figure).
 
 `--sections runtimes,mfu` runs only those sections (the twins section over every twin at
-its native size takes hours on 2 cores); the report names the sections it holds.
+its native size takes hours on 2 cores at batch 16; `--twins-batch 1` and `--models`
+shorten it). The results file keeps the sections a run did not measure: each section names
+the command, machine, date and rounds that measured it, and each is written as soon as it
+is done.
 
 Writes OUT/inference.md and OUT/inference.json (default benchmarks/results; --quick
 defaults to /tmp/kerasarch-inference-quick so quick figures are never committed).
@@ -31,7 +35,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
 import json
+import shlex
+import sys
 import tempfile
 from pathlib import Path
 
@@ -42,6 +49,7 @@ import tensorflow as tf
 from kerasarch import analysis, registry
 from kerasarch.benchmark import runners, timing, torch_peer
 from kerasarch.data import transforms
+from kerasarch.extras import MissingExtraError
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTOS = ROOT.parent / "shared" / "data" / "photos"
@@ -119,14 +127,24 @@ def mfu_section(name: str, batch: int, rounds: int, size: int | None, seconds: f
         contenders += [timing.Contender(f"model {precision}", lambda p=predict: p(images), batch),
                        timing.Contender(f"matmul {precision}", runners.matmul(precision, matmul_size),
                                         2 * matmul_size ** 3)]
+    precisions = ["fp32", "bf16"]
+    with contextlib.suppress(MissingExtraError), tempfile.TemporaryDirectory() as tmp:
+        # the fastest runtime for ResNet-50 here, against its own kernels' matmul rate
+        predict = runners.openvino_predict(base, Path(tmp))
+        contenders += [timing.Contender("model openvino fp32", lambda p=predict: p(images), batch),
+                       timing.Contender("matmul openvino fp32", runners.openvino_matmul(matmul_size),
+                                        2 * matmul_size ** 3)]
+        precisions.append("openvino fp32")
     rates = timing.interleave(contenders, rounds, seconds)
-    result = {"model": name, "batch": batch, "flops_per_image": flops, "matmul_size": matmul_size}
-    for precision in ("fp32", "bf16"):
-        mfu = np.asarray(rates[f"model {precision}"]) * flops / np.asarray(rates[f"matmul {precision}"])
-        result[f"mfu_{precision}"] = timing.Spread.of(mfu).as_dict()
-        result[f"matmul_gflops_{precision}"] = timing.Spread.of(
-            np.asarray(rates[f"matmul {precision}"]) / 1e9).as_dict()
-    print("mfu", {p: round(result[f"mfu_{p}"]["median"], 3) for p in ("fp32", "bf16")}, flush=True)
+    result = {"model": name, "batch": batch, "flops_per_image": flops, "matmul_size": matmul_size,
+              "precisions": precisions}
+    for precision in precisions:
+        model_flops = np.asarray(rates[f"model {precision}"]) * flops
+        matmul_flops = np.asarray(rates[f"matmul {precision}"])
+        result[f"mfu_{precision}"] = timing.Spread.of(model_flops / matmul_flops).as_dict()
+        result[f"model_gflops_{precision}"] = timing.Spread.of(model_flops / 1e9).as_dict()
+        result[f"matmul_gflops_{precision}"] = timing.Spread.of(matmul_flops / 1e9).as_dict()
+    print("mfu", {p: round(result[f"mfu_{p}"]["median"], 3) for p in precisions}, flush=True)
     return result
 
 
@@ -199,20 +217,47 @@ def _fmt(spread: dict, digits: int = 2, suffix: str = "x") -> str:
 
 
 def markdown(report: dict) -> str:
-    lines = ["# Inference benchmarks", "", f"`{report['command']}` on {report['machine_line']}; "
-             f"{report['rounds']} interleaved rounds, figures are median [min-max] over rounds. "
-             f"Sections run: {', '.join(report['sections'])}.", ""]
-    if "twins" in report:
-        lines += _twins_markdown(report["twins"])
-    if "mfu" in report:
-        lines += _mfu_markdown(report["mfu"])
-    if "runtimes" in report:
-        lines += _runtimes_markdown(report["runtimes"])
+    lines = ["# Inference benchmarks", "", "Figures are median [min-max] over interleaved rounds. Each "
+             "section names the run that measured it: the sections can be measured in separate runs "
+             "(`--sections`), each on a quiet machine.", ""]
+    writers = {"twins": _twins_markdown, "mfu": _mfu_markdown, "runtimes": _runtimes_markdown}
+    for section, write in writers.items():
+        if section in report:
+            header, *body = write(report[section])
+            lines += [header, "", _run_line(report["runs"][section]), "", *body]
     return "\n".join(lines)
 
 
+def _run_line(run: dict) -> str:
+    dated = f", {run['date']}" if run.get("date") else ""
+    return f"Measured by `{run['command']}` on {run['machine_line']}{dated}; {run['rounds']} rounds."
+
+
+def merge(report: dict, previous: dict | None) -> dict:
+    """`report`, with the sections of `previous` it did not measure again, each keeping its run.
+
+    A results file written before sections carried their own run (one command at the top)
+    gives that command to each of its sections.
+    """
+    if not previous:
+        return report
+    runs = previous.get("runs") or {
+        section: {key: previous[key] for key in ("command", "machine", "machine_line", "rounds")}
+        for section in previous.get("sections", [])}
+    merged = {"sections": [], "runs": {}}
+    for section in SECTIONS:
+        source = report if section in report["runs"] else previous if section in runs else None
+        if source is not None and section in source:
+            merged[section] = source[section]
+            merged["runs"][section] = (report["runs"] if source is report else runs)[section]
+            merged["sections"].append(section)
+    return merged
+
+
 def _twins_markdown(twins: list[dict]) -> list[str]:
-    lines = ["## kerasarch / keras.applications twin (batch 16, preprocessing in both graphs)", "",
+    batches = sorted({r["batch"] for r in twins})
+    lines = [f"## kerasarch / keras.applications twin (batch {', '.join(map(str, batches))}, "
+             "preprocessing in both graphs)",
              "| model | twin | fp32 ratio | bf16 ratio |", "|---|---|---:|---:|"]
     return lines + [f"| {r['model']} | {r['twin']} | {_fmt(r['ratio_fp32'])} | {_fmt(r['ratio_bf16'])} |"
                     for r in twins] + [""]
@@ -220,15 +265,19 @@ def _twins_markdown(twins: list[dict]) -> list[str]:
 
 def _mfu_markdown(m: dict) -> list[str]:
     lines = [f"## Model FLOP utilization ({m['model']}, batch {m['batch']}, "
-              f"{m['flops_per_image'] / 1e9:.2f} GFLOPs / image, {m['matmul_size']}² matmul)", "",
-              "| precision | MFU | matmul GFLOP/s |", "|---|---:|---:|"]
-    lines += [f"| {p} | {_fmt(m[f'mfu_{p}'], 3, '')} | {_fmt(m[f'matmul_gflops_{p}'], 1, '')} |"
-              for p in ("fp32", "bf16")]
+              f"{m['flops_per_image'] / 1e9:.2f} GFLOPs / image, {m['matmul_size']}² matmul)",
+              "Each runtime's model FLOP/s over a matmul its own kernels compute (TensorFlow's for "
+              "tf fp32 / bf16, OpenVINO's for openvino fp32), timed in the same rounds.", "",
+              "| runtime / precision | MFU | model GFLOP/s | matmul GFLOP/s |", "|---|---:|---:|---:|"]
+    for p in m.get("precisions", ["fp32", "bf16"]):
+        model = _fmt(m[f"model_gflops_{p}"], 1, "") if f"model_gflops_{p}" in m else "-"
+        lines.append(f"| {p if ' ' in p else 'tf ' + p} | {_fmt(m[f'mfu_{p}'], 3, '')} | {model} | "
+                     f"{_fmt(m[f'matmul_gflops_{p}'], 1, '')} |")
     return lines + [""]
 
 
 def _runtimes_markdown(runtimes: list[dict]) -> list[str]:
-    lines = ["## Runtimes (ratio to the reference; top-1 agreement with fp32 Keras on real photos)", ""]
+    lines = ["## Runtimes (ratio to the reference; top-1 agreement with fp32 Keras on real photos)"]
     for r in runtimes:
         lines += [f"### {r['model']}, batch {r['batch']}: fastest {r['fastest']}", "",
                   f"Reference: {r['reference']}; {r['photos']} photos.", "",
@@ -241,7 +290,15 @@ def _runtimes_markdown(runtimes: list[dict]) -> list[str]:
     return lines
 
 
-def main() -> None:
+def _names(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(registry.list_models()))
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown model names {unknown or text!r}; see `kerasarch list`")
+    return names
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="one small model, 2 rounds, 64 px")
     parser.add_argument("--rounds", type=int, default=None)
@@ -250,7 +307,11 @@ def main() -> None:
                         help="a python with torch and torchvision: their models join the runtimes")
     parser.add_argument("--sections", default=",".join(SECTIONS), type=_sections,
                         help=f"comma-separated, of {', '.join(SECTIONS)} (default: all)")
-    args = parser.parse_args()
+    parser.add_argument("--twins-batch", type=int, default=16, metavar="N",
+                        help="the twins section's batch size (default 16)")
+    parser.add_argument("--models", type=_names, default=None, metavar="A,B",
+                        help="only these models in the twins and runtimes sections")
+    args = parser.parse_args(argv)
     registered = set(registry.list_models())
     if args.quick:
         rounds, size, seconds, matmul_size, limit = args.rounds or 2, 64, 0.2, 2048, 8
@@ -262,27 +323,35 @@ def main() -> None:
         mfu_model, batches = "resnet50", [1, 16]
         models = [n for n in RUNTIME_MODELS if n in registered]
         out = Path(args.out) if args.out else ROOT / "benchmarks" / "results"
+    if args.models:
+        twins = [n for n in args.models if registry.model_info(n).twin]
+        models = list(args.models)
+    previous = json.loads((out / "inference.json").read_text()) if (out / "inference.json").exists() else None
     machine = runners.machine()
+    given = sys.argv[1:] if argv is None else argv
+    run = {"command": shlex.join(["python", "benchmarks/inference.py", *given]),
+           "machine": machine, "rounds": rounds, "image_size": size or "native",
+           "date": datetime.date.today().isoformat(),
+           "machine_line": f"{machine['cpu']}, {machine['cores']} cores, TF {machine['tensorflow']}, "
+                           f"Keras {machine['keras']}"}
+    report = {"sections": [], "runs": {}}
+    sections = {"twins": lambda: twins_section(twins, args.twins_batch, rounds, size, seconds),
+                "mfu": lambda: mfu_section(mfu_model, 16, rounds, size, seconds, matmul_size),
+                "runtimes": lambda: runtimes_section(models, batches, rounds, size, seconds, limit, worker)}
     with contextlib.ExitStack() as stack:
         worker = _torch_worker(stack, args.torch_python, machine) if "runtimes" in args.sections else None
-        partial = "" if args.sections == list(SECTIONS) else f" --sections {','.join(args.sections)}"
-        partial += f" --torch-python {args.torch_python}" if args.torch_python else ""
-        report = {
-            "command": "python benchmarks/inference.py" + (" --quick" if args.quick else "") + partial,
-            "machine": machine, "rounds": rounds, "image_size": size or "native", "sections": args.sections,
-            "machine_line": f"{machine['cpu']}, {machine['cores']} cores, TF {machine['tensorflow']}, "
-                            f"Keras {machine['keras']}",
-        }
-        if "twins" in args.sections:
-            report["twins"] = twins_section(twins, 16, rounds, size, seconds)
-        if "mfu" in args.sections:
-            report["mfu"] = mfu_section(mfu_model, 16, rounds, size, seconds, matmul_size)
-        if "runtimes" in args.sections:
-            report["runtimes"] = runtimes_section(models, batches, rounds, size, seconds, limit, worker)
+        for section in args.sections:  # each finished section is written at once: a long run keeps them
+            report[section] = sections[section]()
+            report["runs"][section] = run
+            report["sections"].append(section)
+            write_report(out, merge(report, previous))
+
+
+def write_report(out: Path, report: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "inference.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / "inference.md").write_text(markdown(report) + "\n")
-    print(f"Wrote {out / 'inference.md'} and {out / 'inference.json'}")
+    print(f"Wrote {out / 'inference.md'} and {out / 'inference.json'}", flush=True)
 
 
 def _torch_worker(stack: contextlib.ExitStack, torch_python: str | None, machine: dict):

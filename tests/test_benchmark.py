@@ -361,3 +361,46 @@ def test_every_declared_twin_resolves_to_a_keras_applications_builder():
         builder, preprocess = runners.twin_builder(name)
         assert callable(builder) and callable(preprocess), name
         assert builder.__name__ == kerasarch.model_info(name).twin.rsplit(".", 1)[1], name
+
+
+def _inference_script():
+    """benchmarks/inference.py as a module (a script, not part of the package)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "inference.py"
+    spec = importlib.util.spec_from_file_location("inference_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_inference_results_keep_the_sections_a_run_did_not_measure():
+    inference = _inference_script()
+    spread = {"median": 1.0, "minimum": 0.9, "maximum": 1.1, "q1": 1.0, "q3": 1.0, "rounds": 3}
+    mfu = {"model": "resnet50", "batch": 16, "flops_per_image": 7.76e9, "matmul_size": 4096,
+           "mfu_fp32": spread, "matmul_gflops_fp32": spread, "mfu_bf16": spread, "matmul_gflops_bf16": spread}
+    # the results file as written before sections carried their own run: one command on top
+    old = {"command": "python benchmarks/inference.py --sections mfu,runtimes", "machine": {"cpu": "A"},
+           "machine_line": "A, 2 cores", "rounds": 7, "sections": ["mfu", "runtimes"], "mfu": mfu,
+           "runtimes": []}
+    twins = [{"model": "resnet50", "twin": "keras.applications ResNet50", "batch": 1,
+              "ratio_fp32": spread, "ratio_bf16": spread}]
+    run = {"command": "python benchmarks/inference.py --sections twins", "machine": {"cpu": "B"},
+           "machine_line": "B, 2 cores", "rounds": 5, "date": "2026-11-25"}
+    merged = inference.merge({"sections": ["twins"], "runs": {"twins": run}, "twins": twins}, old)
+    assert merged["sections"] == ["twins", "mfu", "runtimes"]
+    assert (merged["twins"], merged["mfu"], merged["runtimes"]) == (twins, mfu, [])
+    assert merged["runs"]["twins"] == run
+    assert merged["runs"]["mfu"]["command"] == merged["runs"]["runtimes"]["command"] == old["command"]
+    assert merged["runs"]["mfu"]["rounds"] == 7
+    text = inference.markdown(merged)
+    assert "## kerasarch / keras.applications twin (batch 1," in text
+    order = [text.index(part) for part in ("--sections twins`", "## Model FLOP", "--sections mfu,runtimes`")]
+    assert order == sorted(order)  # each section's own run line, under its header
+    # measured again, a section replaces its old figures and run; the others stay
+    again = {"sections": ["mfu"], "runs": {"mfu": run}, "mfu": {**mfu, "batch": 8}}
+    remerged = inference.merge(again, merged)
+    assert remerged["mfu"]["batch"] == 8 and remerged["runs"]["mfu"] == run
+    assert remerged["twins"] == twins and remerged["runs"]["runtimes"]["command"] == old["command"]
+    assert inference.merge(again, None) is again

@@ -188,3 +188,25 @@ def matmul(precision: str, size: int = 2048) -> Callable[[], object]:
     a = tf.random.stateless_normal([size, size], seed=[0, 1], dtype=dtype)
     b = tf.random.stateless_normal([size, size], seed=[1, 2], dtype=dtype)
     return tf.function(lambda: tf.matmul(a, b))
+
+
+def openvino_matmul(size: int = 2048) -> Callable[[], object]:
+    """The same fp32 product compiled by OpenVINO's CPU plugin: the yardstick of its own kernels.
+
+    OpenVINO's convolutions can outrun TensorFlow's matmul on the same cores; this rate says
+    how far its fp32 kernels go on this machine (the MFU of the OpenVINO runtime).
+
+    Raises:
+        MissingExtraError: openvino is not installed (the `runtimes` extra).
+    """
+    from kerasarch.extras import require
+
+    ov = require("openvino", "OpenVINO inference")
+    ops = importlib.import_module("openvino.opset13")
+    rng = np.random.default_rng(0)
+    left = ops.parameter([size, size], np.float32)
+    right = ops.constant(rng.standard_normal((size, size), np.float32))
+    graph = ov.Model([ops.matmul(left, right, False, False)], [left], "matmul")
+    request = ov.Core().compile_model(graph, "CPU", {"PERFORMANCE_HINT": "LATENCY"}).create_infer_request()
+    values = rng.standard_normal((size, size), np.float32)
+    return lambda: request.infer([values])
