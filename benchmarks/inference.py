@@ -246,11 +246,13 @@ def merge(report: dict, previous: dict | None) -> dict:
         for section in previous.get("sections", [])}
     merged = {"sections": [], "runs": {}}
     for section in SECTIONS:
-        source = report if section in report["runs"] else previous if section in runs else None
-        if source is not None and section in source:
-            merged[section] = source[section]
-            merged["runs"][section] = (report["runs"] if source is report else runs)[section]
-            merged["sections"].append(section)
+        if section in report["runs"]:
+            merged[section], merged["runs"][section] = report[section], report["runs"][section]
+        elif section in runs and section in previous:
+            merged[section], merged["runs"][section] = previous[section], runs[section]
+        else:
+            continue
+        merged["sections"].append(section)
     return merged
 
 

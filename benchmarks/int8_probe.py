@@ -27,6 +27,7 @@ from inference import photos, predict_all, random_pixels
 
 from kerasarch.benchmark import runners, timing
 from kerasarch.export import onnx, onnx_session, openvino, openvino_model
+from kerasarch.export.onnx import INPUT_NAME
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,7 +36,7 @@ class _Calibration:
     """ONNX Runtime's CalibrationDataReader protocol over a stack of photos, one at a time."""
 
     def __init__(self, images: np.ndarray):
-        self._feeds = iter([{"images": image[None]} for image in images])
+        self._feeds = iter([{INPUT_NAME: image[None]} for image in images])
 
     def get_next(self):
         return next(self._feeds, None)

@@ -202,7 +202,8 @@ def openvino_matmul(size: int = 2048) -> Callable[[], object]:
     from kerasarch.extras import require
 
     ov = require("openvino", "OpenVINO inference")
-    ops = importlib.import_module("openvino.opset13")
+    import openvino.opset13 as ops
+
     rng = np.random.default_rng(0)
     left = ops.parameter([size, size], np.float32)
     right = ops.constant(rng.standard_normal((size, size), np.float32))
